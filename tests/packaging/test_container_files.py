@@ -1,0 +1,237 @@
+"""The Dockerfile, .dockerignore and docker-compose.yml, checked without a Docker engine.
+
+hadolint lints the Dockerfile; docker-compose.yml is validated against the Compose
+Specification's JSON schema, vendored as ``compose-spec.json`` (Apache-2.0, from
+compose-spec/compose-spec ``schema/compose-spec.json``, the copy that check-jsonschema 0.39
+ships) so the test needs no network. The rest pins down what the files must keep promising.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.packaging import (
+    COMPOSE_FILE,
+    DOCKERFILE,
+    REPO,
+    Instruction,
+    dockerignore_admits,
+    exec_form,
+    read_dockerfile,
+    stage_of,
+)
+
+SCHEMA = Path(__file__).with_name("compose-spec.json")
+BASE_IMAGE = "python:3.12-slim"
+
+
+@pytest.fixture(scope="module")
+def instructions() -> list[Instruction]:
+    return read_dockerfile()
+
+
+@pytest.fixture(scope="module")
+def runtime(instructions: list[Instruction]) -> list[Instruction]:
+    return stage_of(instructions)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def api(compose: dict[str, Any]) -> dict[str, Any]:
+    service = compose["services"]["api"]
+    assert isinstance(service, dict)
+    return service
+
+
+def values(stage: list[Instruction], keyword: str) -> list[str]:
+    return [i.value for i in stage if i.keyword == keyword]
+
+
+def healthcheck_command(stage: list[Instruction]) -> list[str]:
+    [healthcheck] = values(stage, "HEALTHCHECK")
+    _options, _, command = healthcheck.partition("CMD ")
+    return exec_form(command)
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+
+def test_hadolint_reports_nothing(tmp_path: Path) -> None:
+    hadolint = Path(sys.executable).parent / "hadolint"
+    # A scratch HOME, so no personal hadolint.yaml can switch rules off.
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [str(hadolint), "--no-color", "--failure-threshold", "style", str(DOCKERFILE)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_multi_stage_build_on_a_pinned_slim_python(instructions: list[Instruction]) -> None:
+    froms = [shlex.split(v) for v in values(instructions, "FROM")]
+    assert len(froms) >= 2, "a builder stage and a runtime stage"
+    assert {f[0] for f in froms} == {BASE_IMAGE}
+    builder = froms[0][2]
+    assert [f[1].upper() for f in froms] == ["AS"] * len(froms)
+    builder_runs = " ".join(values(stage_of(instructions, 0), "RUN"))
+    assert "pip wheel" in builder_runs or "-m build" in builder_runs
+    copies_from_builder = [
+        v for v in values(stage_of(instructions), "COPY") if f"--from={builder}" in v
+    ]
+    assert copies_from_builder, "the runtime stage takes the wheel from the builder"
+
+
+def test_runtime_runs_as_a_non_root_user(runtime: list[Instruction]) -> None:
+    users = values(runtime, "USER")
+    assert users, "the runtime stage must set USER"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+def test_runtime_environment(runtime: list[Instruction]) -> None:
+    env = " ".join(values(runtime, "ENV"))
+    for setting in (
+        "BACKPROP_DATABASE_URL=sqlite:////data/backprop.db",
+        "PYTHONDONTWRITEBYTECODE=1",
+        "PYTHONUNBUFFERED=1",
+    ):
+        assert setting in shlex.split(env)
+
+
+def test_data_volume_is_created_writable_before_it_is_declared(
+    runtime: list[Instruction],
+) -> None:
+    volumes = values(runtime, "VOLUME")
+    assert volumes in (["/data"], ['["/data"]'])
+    # Changes to a path after VOLUME declares it are discarded, so the chown must come first.
+    keywords = [i.keyword for i in runtime]
+    volume_at = keywords.index("VOLUME")
+    prepares = [n for n, i in enumerate(runtime) if i.keyword == "RUN" and "chown" in i.value]
+    prepares = [n for n in prepares if "/data" in runtime[n].value]
+    assert prepares, "a RUN must create /data and chown it to the service's user"
+    assert prepares[0] < volume_at
+    user = values(runtime, "USER")[-1].split(":")[0]
+    assert user in runtime[prepares[0]].value, "chown'ed to the user the image runs as"
+
+
+def test_exposes_8000_and_probes_healthz(runtime: list[Instruction]) -> None:
+    assert values(runtime, "EXPOSE") == ["8000"]
+    command = healthcheck_command(runtime)
+    assert command[:2] == ["python", "-c"], "slim has no curl: the probe uses urllib"
+    assert "urllib.request" in command[2]
+    assert "http://127.0.0.1:8000/healthz" in command[2]
+    compile(command[2], "<HEALTHCHECK>", "exec")
+
+
+def test_cmd_is_exec_form_and_runs_the_console_script(runtime: list[Instruction]) -> None:
+    [cmd] = values(runtime, "CMD")
+    assert exec_form(cmd) == ["backprop-service", "--host", "0.0.0.0", "--port", "8000"]
+    assert not values(runtime, "ENTRYPOINT")
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "backprop-service" in scripts
+
+
+def test_dockerignore_keeps_the_build_inputs_and_nothing_else(
+    instructions: list[Instruction],
+) -> None:
+    for copy in values(stage_of(instructions, 0), "COPY"):
+        *sources, _target = shlex.split(copy)
+        for source in sources:
+            path = REPO / source
+            files = [path] if path.is_file() else list(path.rglob("*.py"))
+            assert files, f"COPY {source}: nothing there"
+            for file in files:
+                if "__pycache__" not in file.parts:
+                    relative = file.relative_to(REPO).as_posix()
+                    assert dockerignore_admits(relative), relative
+    for kept_out in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "data/backprop.db",
+        "tests/__init__.py",
+        "service/__pycache__/main.cpython-312.pyc",
+        ".mypy_cache/3.11/x.json",
+        "Dockerfile",
+    ):
+        assert not dockerignore_admits(kept_out), kept_out
+
+
+# --- docker-compose.yml -------------------------------------------------------------------
+
+
+def check_jsonschema(document: Path) -> subprocess.CompletedProcess[str]:
+    """Validate ``document`` against the vendored compose-spec schema, offline."""
+    tool = Path(sys.executable).parent / "check-jsonschema"
+    return subprocess.run(
+        [str(tool), "--color", "never", "--schemafile", str(SCHEMA), str(document)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_compose_file_is_valid_compose_spec() -> None:
+    result = check_jsonschema(COMPOSE_FILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_schema_catches_a_broken_file(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  api:\n    restart: 1\n    helthcheck: {}\n")
+    result = check_jsonschema(broken)
+    assert result.returncode == 1
+    assert "restart" in result.stdout
+    assert "helthcheck" in result.stdout
+
+
+def test_compose_builds_the_dockerfile_and_publishes_8000(api: dict[str, Any]) -> None:
+    build = api["build"]
+    context = REPO / (build if isinstance(build, str) else build.get("context", "."))
+    dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    assert (context / dockerfile).resolve() == DOCKERFILE
+    assert "8000:8000" in [str(p) for p in api["ports"]]
+    assert api["restart"] == "unless-stopped"
+
+
+def test_compose_keeps_data_in_a_named_volume(compose: dict[str, Any], api: dict[str, Any]) -> None:
+    mounts = []
+    for volume in api["volumes"]:
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+            mounts.append((source, target))
+        elif volume.get("type", "volume") == "volume":
+            mounts.append((volume["source"], volume["target"]))
+    [source] = [source for source, target in mounts if target == "/data"]
+    assert source in compose["volumes"], "a named (top-level) volume, not a bind mount"
+    assert api["environment"]["BACKPROP_DATABASE_URL"] == "sqlite:////data/backprop.db"
+
+
+def test_compose_healthcheck_is_the_dockerfiles(
+    api: dict[str, Any], runtime: list[Instruction]
+) -> None:
+    healthcheck = api["healthcheck"]
+    assert healthcheck["test"] == ["CMD", *healthcheck_command(runtime)]
+    assert not healthcheck.get("disable", False)
+    for option in ("interval", "timeout", "start_period", "retries"):
+        assert option in healthcheck

@@ -1,0 +1,1 @@
+"""Helpers shared by tests that need more than an in-process app (no pytest fixtures here)."""
