@@ -163,7 +163,8 @@ def test_wheel_serves_the_api_with_the_dockerfiles_cmd_and_env(tmp_path: Path) -
         assert all(0 < a < 1 for a in body["A"][0]), "sigmoid output"
         assert body["predictions"] == [[int(a > 0.5) for a in body["A"][0]]]
 
-        missing = client.post("/networks/does-not-exist/predict", json={"X": X})
+        unknown = re.sub(r"[0-9a-fA-F]", "0", str(network["id"]))  # same form, no such network
+        missing = client.post(f"/networks/{unknown}/predict", json={"X": X})
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
 

@@ -89,6 +89,7 @@ class ServerProcess:
         self.startup_timeout = startup_timeout
         self._tmpdir: str | None = None
         self._log: IO[bytes] | None = None
+        self._final_output = ""
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -154,9 +155,12 @@ class ServerProcess:
         return process.returncode
 
     def output(self) -> str:
-        """Everything the server has printed so far (stdout and stderr, interleaved)."""
+        """Everything the server has printed so far (stdout and stderr, interleaved).
+
+        Still available after :meth:`stop` or :meth:`kill`.
+        """
         if self._log is None or self._log.closed:
-            return ""
+            return self._final_output
         self._log.flush()
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
@@ -170,7 +174,8 @@ class ServerProcess:
             return False
 
     def _cleanup(self) -> None:
-        if self._log is not None:
+        if self._log is not None and not self._log.closed:
+            self._final_output = self.output()
             self._log.close()
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
