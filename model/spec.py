@@ -1,0 +1,287 @@
+"""What a network is: its layer sizes, activations, loss, initialization and optimizer.
+
+Specs are frozen and validate themselves on construction, so an invalid one cannot
+exist; :func:`build_spec` fills in the defaults the HTTP API documents.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from model.activations import ACTIVATION_NAMES
+from model.errors import ModelError
+from model.initializers import INITIALIZATION_NAMES
+from model.losses import (
+    DEFAULT_LOSS,
+    FALLBACK_LOSS,
+    LOSS_NAMES,
+    PROBABILITY_LOSSES,
+    PROBABILITY_OUTPUTS,
+)
+
+OPTIMIZER_NAMES: tuple[str, ...] = ("gd", "momentum", "adam")
+DTYPE_NAMES: tuple[str, ...] = ("float64", "float32")
+# The hyperparameters each optimizer reads, besides the learning rate.
+OPTIMIZER_FIELDS: dict[str, tuple[str, ...]] = {
+    "gd": (),
+    "momentum": ("beta",),
+    "adam": ("beta1", "beta2", "epsilon"),
+}
+MAX_SEED = 2**32 - 1  # RandomState's range
+
+
+def check_name(kind: str, value: object, allowed: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise a ModelError listing them."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ModelError(f"Unknown {kind} {value!r}; expected one of {', '.join(allowed)}.")
+    return value
+
+
+def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` as an int if it is an integer in [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ModelError(f"{name} must be an integer; received {value!r}.")
+    number = int(value)
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ModelError(f"{name} must be an integer {bound}; received {number}.")
+    return number
+
+
+def check_float(
+    name: str,
+    value: object,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool,
+    high_open: bool,
+) -> float:
+    """Return ``value`` as a float if it is a finite real number in the given interval."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ModelError(f"{name} must be a number; received {value!r}.")
+    number = float(value)
+    too_low = number <= low if low_open else number < low
+    too_high = number >= high if high_open else number > high
+    if not math.isfinite(number) or too_low or too_high:
+        if math.isinf(high):
+            interval = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ModelError(f"{name} must be a finite number {interval}; received {number!r}.")
+    return number
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer and its hyperparameters, as the deeplearning.ai course defines them.
+
+    ``gd``: W -= lr dW. ``momentum``: v = beta v + (1 - beta) dW, W -= lr v.
+    ``adam``: v, s as momentum with beta1, beta2 (s on dW**2), bias-corrected by
+    1 - beta**t with t counting from 1, W -= lr v_corr / (sqrt(s_corr) + epsilon).
+    """
+
+    name: str = "gd"
+    learning_rate: float = 0.0075
+    beta: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+    def __post_init__(self) -> None:
+        check_name("optimizer", self.name, OPTIMIZER_NAMES)
+        for key in ("learning_rate", "epsilon"):
+            value = check_float(key, getattr(self, key), 0.0, low_open=True, high_open=True)
+            object.__setattr__(self, key, value)
+        for key in ("beta", "beta1", "beta2"):
+            value = check_float(key, getattr(self, key), 0.0, 1.0, low_open=False, high_open=True)
+            object.__setattr__(self, key, value)
+
+    def to_dict(self) -> dict[str, object]:
+        """``name``, ``learning_rate`` and the hyperparameters this optimizer uses."""
+        d: dict[str, object] = {"name": self.name, "learning_rate": self.learning_rate}
+        d.update({key: getattr(self, key) for key in OPTIMIZER_FIELDS[self.name]})
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OptimizerSpec:
+        """Inverse of :meth:`to_dict`; unknown keys are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ModelError(
+                f"Unknown optimizer field(s) {', '.join(unknown)}; expected {', '.join(known)}."
+            )
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """The architecture and training setup of a network.
+
+    ``layer_dims`` is (n_x, n_1, ..., n_L); ``activations`` holds one name per layer
+    l = 1..L. Construct with :func:`build_spec` to get the documented defaults.
+    """
+
+    layer_dims: tuple[int, ...]
+    activations: tuple[str, ...]
+    loss: str
+    initialization: str
+    seed: int
+    dtype: str
+    optimizer: OptimizerSpec
+    l2_lambda: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layer_dims, str | bytes) or not isinstance(self.layer_dims, Sequence):
+            raise ModelError(
+                f"layer_dims must be a list of integers; received {self.layer_dims!r}."
+            )
+        if len(self.layer_dims) < 2:
+            raise ModelError(
+                "layer_dims must have at least 2 entries [n_x, n_1, ..., n_L]; "
+                f"received {list(self.layer_dims)!r}."
+            )
+        dims = tuple(check_int(f"layer_dims[{i}]", n, 1) for i, n in enumerate(self.layer_dims))
+        if isinstance(self.activations, str) or not isinstance(self.activations, Sequence):
+            raise ModelError(f"activations must be a list of names; received {self.activations!r}.")
+        L = len(dims) - 1
+        if len(self.activations) != L:
+            raise ModelError(
+                f"activations must name one activation per layer (L = {L}); "
+                f"received {len(self.activations)}: {list(self.activations)!r}."
+            )
+        acts = tuple(check_name("activation", a, ACTIVATION_NAMES) for a in self.activations)
+        if "softmax" in acts[:-1]:
+            raise ModelError("softmax is only allowed as the output activation (layer L).")
+        check_name("loss", self.loss, LOSS_NAMES)
+        check_name("initialization", self.initialization, INITIALIZATION_NAMES)
+        check_name("dtype", self.dtype, DTYPE_NAMES)
+        if not isinstance(self.optimizer, OptimizerSpec):
+            raise ModelError(f"optimizer must be an OptimizerSpec; received {self.optimizer!r}.")
+        n_L, output = dims[-1], acts[-1]
+        if output == "softmax" and n_L < 2:
+            raise ModelError(f"A softmax output needs n_L >= 2 units; received n_L = {n_L}.")
+        if self.loss in PROBABILITY_LOSSES and output not in PROBABILITY_OUTPUTS:
+            raise ModelError(
+                f"Loss {self.loss} needs outputs in (0, 1): use output activation sigmoid "
+                f"or softmax; received {output}."
+            )
+        if self.loss == "categorical_cross_entropy" and n_L < 2:
+            raise ModelError(
+                f"categorical_cross_entropy needs n_L >= 2 classes; received n_L = {n_L}."
+            )
+        object.__setattr__(self, "layer_dims", dims)
+        object.__setattr__(self, "activations", acts)
+        object.__setattr__(self, "seed", check_int("seed", self.seed, 0, MAX_SEED))
+        l2 = check_float("l2_lambda", self.l2_lambda, 0.0, low_open=False, high_open=True)
+        object.__setattr__(self, "l2_lambda", l2)
+
+    @property
+    def L(self) -> int:
+        """Number of layers with parameters."""
+        return len(self.layer_dims) - 1
+
+    @property
+    def n_x(self) -> int:
+        """Number of input features (rows of X)."""
+        return self.layer_dims[0]
+
+    @property
+    def n_L(self) -> int:
+        """Number of output units (rows of A[L] and Y)."""
+        return self.layer_dims[-1]
+
+    @property
+    def np_dtype(self) -> np.dtype[np.floating]:
+        """The numpy dtype of every parameter, cache and gradient."""
+        return np.dtype(self.dtype)
+
+    @property
+    def parameter_count(self) -> int:
+        """Sum over layers of n_l * n_{l-1} + n_l."""
+        dims = self.layer_dims
+        return sum(n_l * (n_prev + 1) for n_prev, n_l in itertools.pairwise(dims))
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict; :meth:`from_dict` inverts it."""
+        return {
+            "layer_dims": list(self.layer_dims),
+            "activations": list(self.activations),
+            "loss": self.loss,
+            "initialization": self.initialization,
+            "seed": self.seed,
+            "dtype": self.dtype,
+            "optimizer": self.optimizer.to_dict(),
+            "l2_lambda": self.l2_lambda,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NetworkSpec:
+        """Rebuild (and validate) a spec from :meth:`to_dict`'s output."""
+        expected = {f.name for f in fields(cls)}
+        if not isinstance(d, Mapping) or set(d) != expected:
+            keys = sorted(d) if isinstance(d, Mapping) else d
+            raise ModelError(
+                f"A network spec needs exactly the keys {', '.join(sorted(expected))}; "
+                f"received {keys!r}."
+            )
+        optimizer = d["optimizer"]
+        if not isinstance(optimizer, Mapping):
+            raise ModelError(f"optimizer must be a mapping; received {optimizer!r}.")
+        return cls(**{**d, "optimizer": OptimizerSpec.from_dict(optimizer)})
+
+
+def build_spec(
+    layer_dims: Sequence[int],
+    *,
+    hidden_activation: str = "relu",
+    output_activation: str = "sigmoid",
+    activations: Sequence[str] | None = None,
+    loss: str | None = None,
+    initialization: str = "he",
+    seed: int = 0,
+    dtype: str = "float64",
+    optimizer: OptimizerSpec | None = None,
+    l2_lambda: float = 0.0,
+) -> NetworkSpec:
+    """Validate a network description and fill in the defaults.
+
+    ``activations`` (one name per layer) overrides ``hidden_activation`` and
+    ``output_activation``. The default loss follows the output activation:
+    sigmoid -> binary_cross_entropy, softmax -> categorical_cross_entropy, anything
+    else -> mean_squared_error.
+
+    Raises
+    ------
+    ModelError
+        For any invalid value, with a message naming the expected and received value.
+    """
+    if isinstance(layer_dims, str | bytes) or not isinstance(layer_dims, Sequence):
+        raise ModelError(f"layer_dims must be a list of integers; received {layer_dims!r}.")
+    if activations is None:
+        check_name("hidden activation", hidden_activation, ACTIVATION_NAMES)
+        check_name("output activation", output_activation, ACTIVATION_NAMES)
+        if hidden_activation == "softmax" and len(layer_dims) > 2:
+            raise ModelError("softmax is only allowed as the output activation, not as hidden.")
+        activations = [hidden_activation] * (len(layer_dims) - 2) + [output_activation]
+    if loss is None:
+        output = activations[-1] if len(activations) else None
+        loss = DEFAULT_LOSS.get(output, FALLBACK_LOSS) if isinstance(output, str) else FALLBACK_LOSS
+    return NetworkSpec(
+        layer_dims=tuple(layer_dims),
+        activations=tuple(activations),
+        loss=loss,
+        initialization=initialization,
+        seed=seed,
+        dtype=dtype,
+        optimizer=optimizer if optimizer is not None else OptimizerSpec(),
+        l2_lambda=l2_lambda,
+    )

@@ -1,0 +1,298 @@
+"""Training: epochs over one batch, mini-batches, step records and divergence.
+
+The bookkeeping lives here; the arithmetic of a step is :mod:`model.fast` (in place)
+and must match :mod:`model.network` plus :func:`model.optimizers.apply_update`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from model.checks import check_X, check_Y
+from model.errors import ModelError, TrainingDiverged
+from model.fast import StepBuffers, TrainState, forward_into, gradients_into, update_into
+from model.network import Gradients, Network, cost_of, forward_pass
+from model.spec import MAX_SEED, check_float, check_int
+
+Array = NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How one training call runs.
+
+    Attributes
+    ----------
+    epochs : int
+        Passes over the batch, >= 1.
+    batch_size : int or None
+        None: full batch, no shuffling (one step per epoch). Otherwise mini-batches of
+        this size (the last one smaller), reshuffled every epoch.
+    shuffle_seed : int or None
+        Seed of the call's ``RandomState`` for the shuffles; None draws fresh entropy.
+    learning_rate : float or None
+        Overrides the optimizer's learning rate for this call.
+    """
+
+    epochs: int = 1
+    batch_size: int | None = None
+    shuffle_seed: int | None = None
+    learning_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        check_int("epochs", self.epochs, 1)
+        if self.batch_size is not None:
+            check_int("batch_size (None for the full batch)", self.batch_size, 1)
+        if self.shuffle_seed is not None:
+            check_int("shuffle_seed", self.shuffle_seed, 0, MAX_SEED)
+        if self.learning_rate is not None:
+            check_float("learning_rate", self.learning_rate, 0.0, low_open=True, high_open=True)
+
+    def steps_for(self, m: int) -> int:
+        """The number of updates this call makes on a batch of ``m`` examples."""
+        m = check_int("m (number of examples)", m, 1)
+        per_epoch = 1 if self.batch_size is None else math.ceil(m / self.batch_size)
+        return int(self.epochs) * per_epoch
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One update: its global step number and the cost its forward pass computed."""
+
+    step: int
+    cost: float
+
+
+@dataclass(eq=False)
+class TrainResult:
+    """The outcome of a training call.
+
+    Attributes
+    ----------
+    network : Network
+        A new object; the input network is never mutated.
+    costs : list of StepRecord
+        Every step of this call, in order.
+    final_cost : float or None
+        Cost on the whole batch after the last update (None if it is not finite).
+    last_gradients : Gradients or None
+        dW and db of the last completed step (None before any step).
+    last_step : StepRecord or None
+    """
+
+    network: Network
+    costs: list[StepRecord]
+    final_cost: float | None
+    last_gradients: Gradients | None
+    last_step: StepRecord | None
+
+
+def epoch_batches(m: int, batch_size: int, rng: np.random.RandomState) -> list[NDArray[np.intp]]:
+    """Column indices of one epoch's mini-batches.
+
+    One permutation of range(m) drawn from ``rng``, cut into batches of
+    ``batch_size`` with a smaller last one when ``batch_size`` does not divide m.
+    """
+    order = rng.permutation(m)
+    return [order[k : k + batch_size] for k in range(0, m, batch_size)]
+
+
+class Trainer:
+    """Steps through one training call, one update at a time.
+
+    Everything is validated up front; the trainer works on private buffers, so the
+    input network is never touched. ``X``, ``Y`` are cast to the network's dtype once.
+    Use :meth:`step` until :attr:`done`, then :meth:`result`; :meth:`snapshot` gives
+    the current state at any time (for checkpoints).
+    """
+
+    def __init__(self, network: Network, X: ArrayLike, Y: ArrayLike, options: TrainOptions) -> None:
+        if not isinstance(options, TrainOptions):
+            raise ModelError(f"options must be a TrainOptions; received {options!r}.")
+        spec = network.spec
+        self._spec = spec
+        self._X = check_X(spec, X)
+        self._m = int(self._X.shape[1])
+        self._Y = check_Y(spec, Y, self._m)
+        lr = options.learning_rate
+        self._lr = spec.optimizer.learning_rate if lr is None else float(lr)
+        self._batch_size = options.batch_size
+        # One RandomState per call, consumed epoch after epoch (none for the full batch).
+        self._rng = (
+            None if self._batch_size is None else np.random.RandomState(options.shuffle_seed)
+        )
+        self._epoch: list[NDArray[np.intp]] = []  # the current epoch's mini-batches
+        self.total_steps: int = options.steps_for(self._m)
+        self.steps_done: int = 0
+        self._steps_trained = network.steps_trained
+        self._cur = TrainState.of(network)
+        self._spare = self._cur.empty_like()
+        self._buffers: dict[int, StepBuffers] = {}  # by batch size
+        self._gathered: dict[int, tuple[Array, Array]] = {}  # mini-batch X, Y by size
+        self._costs: list[StepRecord] = []
+        self._last_finite_cost: float | None = None
+        self._final_cost: tuple[int, float | None] | None = None  # (steps_done, cost)
+        self._diverged: TrainingDiverged | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether all steps have been made, or training diverged."""
+        return self._diverged is not None or self.steps_done >= self.total_steps
+
+    def _buffers_for(self, mb: int) -> StepBuffers:
+        if mb not in self._buffers:
+            self._buffers[mb] = StepBuffers(self._spec, mb)
+        return self._buffers[mb]
+
+    def _next_batch(self) -> tuple[Array, Array]:
+        if self._rng is None or self._batch_size is None:
+            return self._X, self._Y
+        k = self.steps_done % len(self._epoch) if self._epoch else 0
+        if k == 0:
+            self._epoch = epoch_batches(self._m, self._batch_size, self._rng)
+        columns = self._epoch[k]
+        mb = len(columns)
+        if mb not in self._gathered:
+            dtype = self._spec.np_dtype
+            self._gathered[mb] = (
+                np.empty((self._spec.n_x, mb), dtype),
+                np.empty((self._spec.n_L, mb), dtype),
+            )
+        X, Y = self._gathered[mb]
+        np.take(self._X, columns, axis=1, out=X)
+        np.take(self._Y, columns, axis=1, out=Y)
+        return X, Y
+
+    def step(self) -> StepRecord:
+        """Make one update and return its record.
+
+        Raises
+        ------
+        TrainingDiverged
+            If the step's cost, its updated parameters or optimizer state, or (after the
+            last step) the cost of the whole batch is not finite. The step is undone:
+            the trainer stays at the last finite state, and further calls raise the
+            same error.
+        ModelError
+            If all steps are already done.
+        """
+        if self._diverged is not None:
+            raise self._diverged
+        if self.done:
+            raise ModelError(f"Training is complete: all {self.total_steps} steps are done.")
+        spec, opt, cur, nxt = self._spec, self._spec.optimizer, self._cur, self._spare
+        number = self._steps_trained + 1
+        # Overflow is expected when training diverges; it is detected below, not warned.
+        with np.errstate(all="ignore"):
+            X, Y = self._next_batch()
+            mb = int(X.shape[1])
+            buf = self._buffers_for(mb)
+            forward_into(spec, cur.W, cur.b, X, buf)
+            cost = cost_of(spec, cur.W, buf.A[-1], Y, buf.Z[-1])
+            if not math.isfinite(cost):
+                raise self._diverge(number, "its cost")
+            self._last_finite_cost = cost
+            scale = (self._lr if opt.name == "gd" else 1.0) / mb
+            gradients_into(spec, cur.W, X, Y, buf, nxt.gW, nxt.gb, scale)
+            update_into(opt, self._lr, scale * spec.l2_lambda, cur, nxt)
+            if not nxt.is_finite():
+                raise self._diverge(number, "its updated parameters")
+        self._advance(+1)
+        record = StepRecord(number, cost)
+        self._costs.append(record)
+        if self.done and self._whole_batch_cost() is None:
+            self._advance(-1)  # the spare still holds the previous state
+            self._costs.pop()
+            raise self._diverge(number, "the cost of the whole batch after it")
+        return record
+
+    def _advance(self, delta: int) -> None:
+        """Commit (+1) or undo (-1) the last step by swapping the double buffers."""
+        self._cur, self._spare = self._spare, self._cur
+        self.steps_done += delta
+        self._steps_trained += delta
+
+    def _diverge(self, number: int, what: str) -> TrainingDiverged:
+        self._diverged = TrainingDiverged(
+            f"Training diverged at step {number}: {what} came out NaN or infinite, so the "
+            f"step was undone and the network keeps its last finite state (after step "
+            f"{number - 1}). Try a smaller learning rate than {self._lr:g}.",
+            step=number,
+            last_finite_cost=self._last_finite_cost,
+            partial=self.result(),
+        )
+        return self._diverged
+
+    def _whole_batch_cost(self) -> float | None:
+        """Cost of the whole batch in the current state; None if it is not finite."""
+        if self._final_cost is not None and self._final_cost[0] == self.steps_done:
+            return self._final_cost[1]
+        cur = self._cur
+        with np.errstate(all="ignore"):
+            if self._m in self._buffers:  # full-batch buffers exist: reuse them
+                buf = self._buffers[self._m]
+                forward_into(self._spec, cur.W, cur.b, self._X, buf)
+                AL, ZL = buf.A[-1], buf.Z[-1]
+            else:
+                cache = forward_pass(self._spec, cur.W, cur.b, self._X)
+                AL, ZL = cache.A[-1], cache.Z[-1]
+            cost = cost_of(self._spec, cur.W, AL, self._Y, ZL)
+        final = cost if math.isfinite(cost) else None
+        self._final_cost = (self.steps_done, final)
+        return final
+
+    def snapshot(self) -> Network:
+        """A copy of the current state as a Network (for checkpoints)."""
+        cur = self._cur
+        return Network(
+            spec=self._spec,
+            W=[w.copy() for w in cur.W],
+            b=[x.copy() for x in cur.b],
+            optimizer_state={k: [a.copy() for a in v] for k, v in cur.state.items()},
+            steps_trained=self._steps_trained,
+            optimizer_t=cur.t,
+        )
+
+    def _last_gradients(self) -> Gradients | None:
+        if self.steps_done == 0:
+            return None
+        # Gradient descent's buffers hold lr * dW (the learning rate folded in).
+        factor = self._lr if self._spec.optimizer.name == "gd" else 1.0
+        return Gradients(
+            dW=[g / factor for g in self._cur.gW], db=[g / factor for g in self._cur.gb]
+        )
+
+    def result(self) -> TrainResult:
+        """The outcome so far, with the final cost computed on the whole batch."""
+        return TrainResult(
+            network=self.snapshot(),
+            costs=list(self._costs),
+            final_cost=self._whole_batch_cost(),
+            last_gradients=self._last_gradients(),
+            last_step=self._costs[-1] if self._costs else None,
+        )
+
+
+DEFAULT_OPTIONS = TrainOptions()
+
+
+def train(
+    network: Network, X: ArrayLike, Y: ArrayLike, options: TrainOptions = DEFAULT_OPTIONS
+) -> TrainResult:
+    """Train a copy of ``network`` on (X, Y) and return the result.
+
+    Raises
+    ------
+    ModelError
+        Invalid data or options (nothing is changed).
+    TrainingDiverged
+        A step went non-finite; ``error.partial`` holds the last finite state.
+    """
+    trainer = Trainer(network, X, Y, options)
+    while not trainer.done:
+        trainer.step()
+    return trainer.result()
