@@ -1,0 +1,34 @@
+"""Persistence: the :class:`Store` interface and its backends."""
+
+from service.store.base import (
+    LastGradients,
+    NetworkMeta,
+    NetworkMissing,
+    NetworkRecord,
+    Store,
+    StoreError,
+    Update,
+    VersionConflict,
+)
+from service.store.sqlite import SQLiteStore
+
+
+def open_store(database_url: str) -> Store:
+    """The backend ``database_url`` names."""
+    if database_url.startswith("sqlite:///"):
+        return SQLiteStore.from_url(database_url)
+    raise ValueError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs yet")
+
+
+__all__ = [
+    "LastGradients",
+    "NetworkMeta",
+    "NetworkMissing",
+    "NetworkRecord",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "Update",
+    "VersionConflict",
+    "open_store",
+]

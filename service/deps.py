@@ -1,0 +1,69 @@
+"""Short typed dependencies: settings, the store, the caller, the network a path names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Query, Request
+
+from service.errors import network_missing
+from service.matrices import Encoding
+from service.settings import Settings
+from service.store import NetworkMeta, NetworkMissing, NetworkRecord, Store
+from service.updates import NetworkLocks
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_locks(request: Request) -> NetworkLocks:
+    locks: NetworkLocks = request.app.state.locks
+    return locks
+
+
+def get_owner(request: Request) -> str:
+    """The API key's owner id; "" while the service is open (no keys configured)."""
+    owner: str = getattr(request.state, "owner", "")
+    return owner
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+LocksDep = Annotated[NetworkLocks, Depends(get_locks)]
+OwnerDep = Annotated[str, Depends(get_owner)]
+NetworkId = Annotated[
+    str, Path(description="The id POST /networks answered.", min_length=1, max_length=64)
+]
+EncodingDep = Annotated[
+    Encoding,
+    Query(description="json: nested lists; base64: {shape, dtype, base64} in the network's dtype"),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(description="Only apply if the network is still at this version (its ETag)."),
+]
+
+
+def load_network(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> NetworkRecord:
+    try:
+        return store.get_network(network_id, owner)
+    except NetworkMissing:
+        raise network_missing(network_id) from None
+
+
+def load_meta(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> NetworkMeta:
+    try:
+        return store.get_meta(network_id, owner)
+    except NetworkMissing:
+        raise network_missing(network_id) from None
+
+
+NetworkDep = Annotated[NetworkRecord, Depends(load_network)]
+MetaDep = Annotated[NetworkMeta, Depends(load_meta)]

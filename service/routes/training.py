@@ -1,0 +1,112 @@
+"""Synchronous training and the cost history."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from fastapi import APIRouter
+
+from model import TrainOptions, TrainResult, train
+from service.deps import LocksDep, MetaDep, NetworkId, OwnerDep, SettingsDep, StoreDep
+from service.errors import Invalid
+from service.openapi import problems
+from service.plumbing import OrjsonRoute
+from service.resources import network_resource
+from service.responses import ORJSONResponse, versioned
+from service.schemas import HistoryResponse, TrainRequest, TrainResponse
+from service.store import LastGradients, NetworkRecord, Update
+from service.updates import update_network
+
+router = APIRouter(route_class=OrjsonRoute, tags=["training"])
+
+
+def costs_body(points: list[tuple[int, float]]) -> list[dict[str, float | int]]:
+    return [{"step": step, "cost": cost} for step, cost in points]
+
+
+def training_update(record: NetworkRecord, result: TrainResult) -> Update:
+    """What one training call (or a job's checkpoint) commits."""
+    history = [(s.step, s.cost) for s in result.costs]
+    gradients = None
+    if result.last_gradients is not None and result.last_step is not None:
+        gradients = LastGradients(
+            version=record.meta.version + 1,
+            step=result.last_step.step,
+            cost=result.last_step.cost,
+            dW=result.last_gradients.dW,
+            db=result.last_gradients.db,
+        )
+    return Update(result.network, history=history, gradients=gradients)
+
+
+@router.post(
+    "/networks/{network_id}/train",
+    response_model=TrainResponse,
+    summary="Train synchronously",
+    description=(
+        "Runs `epochs` passes of forward propagation, backpropagation and an optimizer update "
+        "over the batch (full batch by default: one epoch is one step), inside the request. "
+        "Each step's cost is the one its forward pass computed, before its update. "
+        "A step that makes the cost or the parameters NaN or infinite is undone and the call "
+        "answers 422 with nothing saved. Long runs belong in `POST /networks/{id}/jobs`."
+    ),
+    responses=problems(400, 404, 409, 413, 422),
+)
+def train_network(
+    network_id: NetworkId,
+    body: TrainRequest,
+    store: StoreDep,
+    locks: LocksDep,
+    owner: OwnerDep,
+    settings: SettingsDep,
+) -> ORJSONResponse:
+    m = body.X.shape[1]
+    if m > settings.max_examples:
+        raise Invalid(f"X has {m} examples; the limit is {settings.max_examples} per request.")
+    if body.epochs * m > settings.max_train_examples:
+        raise Invalid(
+            f"epochs x examples = {body.epochs} x {m} = {body.epochs * m} is more than one "
+            f"synchronous call may run ({settings.max_train_examples}); start a job with "
+            f"POST /networks/{network_id}/jobs instead."
+        )
+    options = TrainOptions(
+        epochs=body.epochs,
+        batch_size=body.batch_size,
+        shuffle_seed=body.shuffle_seed,
+        learning_rate=body.learning_rate,
+    )
+    started = time.perf_counter()
+
+    def compute(record: NetworkRecord) -> tuple[Update, TrainResult]:
+        result = train(record.network, body.X, body.Y, options)
+        return training_update(record, result), result
+
+    record, result = update_network(store, locks, network_id, owner, compute)
+    answer = {
+        "network": network_resource(record.meta),
+        "steps": len(result.costs),
+        "costs": costs_body([(s.step, s.cost) for s in result.costs]),
+        "final_cost": result.final_cost,
+        "duration_ms": (time.perf_counter() - started) * 1000.0,
+    }
+    return versioned(answer, record.meta.version)
+
+
+@router.get(
+    "/networks/{network_id}/history",
+    response_model=HistoryResponse,
+    summary="The cost history",
+    description=(
+        "Every recorded step's cost, in order; thinned evenly (keeping the first and the "
+        "last) only past the configured maximum number of points."
+    ),
+    responses=problems(404),
+)
+def history(meta: MetaDep, store: StoreDep, settings: SettingsDep) -> ORJSONResponse:
+    points = store.history(meta.id)
+    limit = settings.max_history_points
+    if len(points) > limit:
+        keep = np.unique(np.linspace(0, len(points) - 1, limit).round().astype(np.int64))
+        points = [points[i] for i in keep]
+    return versioned({"costs": costs_body(points)}, meta.version)

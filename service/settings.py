@@ -1,0 +1,57 @@
+"""Service configuration, read once from ``BACKPROP_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_database_url() -> str:
+    return f"sqlite:///{Path('data') / 'backprop.db'}"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Defaults suit one machine with a few GiB to spare."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKPROP_", frozen=True)
+
+    database_url: str = Field(
+        default_factory=_default_database_url,
+        description="sqlite:///path/to/file.db (default: ./data/backprop.db) or postgresql://...",
+    )
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
+    max_parameters: int = Field(10_000_000, ge=1, description="Most parameters in one network.")
+    max_layers: int = Field(64, ge=1, description="Most layers (L) in one network.")
+    max_units: int = Field(100_000, ge=1, description="Most units in one layer (n_x included).")
+    max_examples: int = Field(1_000_000, ge=1, description="Most examples (m) in one request.")
+    max_train_examples: int = Field(
+        200_000,
+        ge=1,
+        description="Most epochs x examples in one synchronous /train call; longer runs are jobs.",
+    )
+    max_gradcheck_parameters: int = Field(
+        20_000, ge=1, description="Most parameters a gradient check may perturb."
+    )
+    max_history_points: int = Field(
+        100_000, ge=100, description="GET /history thins evenly past this many points."
+    )
+    api_keys: str = Field("", description="Comma-separated API keys; empty: the service is open.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("expected sqlite:///path/to/file.db or postgresql://...")
+        return value
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        return tuple(key.strip() for key in self.api_keys.split(",") if key.strip())
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

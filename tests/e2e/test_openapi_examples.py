@@ -1,0 +1,55 @@
+"""The explorer's examples, run in order as a person clicking "Try it out" would, through a
+real server: each succeeds. The network id comes from the create answer, as a person would
+paste it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.support.server import ServerProcess
+
+# The order a person would click: create first, delete last.
+ORDER = [
+    ("post", "/networks"),
+    ("get", "/networks"),
+    ("get", "/networks/{network_id}"),
+    ("get", "/networks/{network_id}/parameters"),
+    ("put", "/networks/{network_id}/parameters"),
+    ("post", "/networks/{network_id}/train"),
+    ("get", "/networks/{network_id}/history"),
+    ("post", "/networks/{network_id}/gradients"),
+    ("get", "/networks/{network_id}/gradients"),
+    ("post", "/networks/{network_id}/gradient-check"),
+    ("post", "/networks/{network_id}/predict"),
+    ("post", "/networks/{network_id}/evaluate"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("delete", "/networks/{network_id}"),
+]
+
+
+def _example(schema: dict[str, Any], operation: dict[str, Any]) -> Any:
+    body = operation["requestBody"]["content"]["application/json"]
+    ref = body["schema"]["$ref"].rsplit("/", 1)[1]
+    return schema["components"]["schemas"][ref]["examples"][0]
+
+
+def test_every_example_succeeds_in_order() -> None:
+    with ServerProcess() as server, httpx.Client(base_url=server.url) as client:
+        schema = client.get("/openapi.json").json()
+        documented = {(m, p) for p, ops in schema["paths"].items() for m in ops}
+        assert documented <= set(ORDER), documented - set(ORDER)
+        network_id = ""
+        for method, path in ORDER:
+            if (method, path) not in documented:
+                continue
+            operation = schema["paths"][path][method]
+            body = _example(schema, operation) if "requestBody" in operation else None
+            response = client.request(method, path.format(network_id=network_id), json=body)
+            assert response.status_code < 300, (method, path, response.text)
+            if (method, path) == ("post", "/networks"):
+                network_id = response.json()["id"]
+        trained = client.get(f"/networks/{network_id}")
+        assert trained.status_code == 404  # deleted last
