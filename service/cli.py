@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Sequence
+from types import FrameType
 
 import uvicorn
+
+from service.settings import get_settings
+
+
+def _exit_zero(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -19,17 +27,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="sqlite:///path/to/file.db or postgresql://... (default: BACKPROP_DATABASE_URL, "
         "else ./data/backprop.db)",
     )
-    parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     if args.database_url:
         # Through the environment, so that every worker process reads the same setting.
         os.environ["BACKPROP_DATABASE_URL"] = args.database_url
+    settings = get_settings()
+    # uvicorn drains on SIGTERM (requests in flight finish, then the lifespan shuts down and
+    # checkpoints jobs), then re-raises the signal to the handler it found: this one, so a
+    # drained shutdown exits 0 rather than "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, _exit_zero)
     uvicorn.run(
         "service.main:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level=args.log_level,
+        log_level=settings.log_level,
+        access_log=False,  # service.observability logs every request, with its request id
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         proxy_headers=True,
     )
 

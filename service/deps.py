@@ -8,6 +8,7 @@ from fastapi import Depends, Header, Path, Query, Request
 
 from service.errors import network_missing
 from service.matrices import Encoding
+from service.observability import Metrics
 from service.settings import Settings
 from service.store import NetworkMeta, NetworkMissing, NetworkRecord, Store
 from service.updates import NetworkLocks
@@ -28,8 +29,14 @@ def get_locks(request: Request) -> NetworkLocks:
     return locks
 
 
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 def get_owner(request: Request) -> str:
-    """The API key's owner id; "" while the service is open (no keys configured)."""
+    """The caller's owner id, set by :class:`service.auth.ApiKeyMiddleware`: a digest of the
+    API key, or "" while the service is open (no keys configured)."""
     owner: str = getattr(request.state, "owner", "")
     return owner
 
@@ -37,6 +44,7 @@ def get_owner(request: Request) -> str:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 LocksDep = Annotated[NetworkLocks, Depends(get_locks)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 OwnerDep = Annotated[str, Depends(get_owner)]
 NetworkId = Annotated[
     str, Path(description="The id POST /networks answered.", min_length=1, max_length=64)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from prometheus_client.core import GaugeMetricFamily
 
+from service.auth import ApiKeyMiddleware
 from service.errors import install_error_handlers
+from service.observability import Metrics, RequestContext, configure_logging
 from service.openapi import DESCRIPTION, build_openapi
 from service.plumbing import BodySizeLimit
 from service.responses import ORJSONResponse
-from service.routes import health, inspection, networks, prediction, training
+from service.routes import health, inspection, metrics, networks, prediction, training
 from service.settings import Settings, get_settings
 from service.store import Store, open_store
 from service.updates import NetworkLocks
@@ -27,10 +30,20 @@ TAGS = [
 ]
 
 
+def _store_gauges(app: FastAPI) -> Iterator[GaugeMetricFamily]:
+    store: Store | None = app.state.store
+    if store is None:
+        return
+    networks = GaugeMetricFamily("backprop_networks", "Networks stored (all owners).")
+    networks.add_metric([], store.count_networks())
+    yield networks
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     """A fresh application. Without ``store`` it opens the one ``settings.database_url``
     names when it starts (so importing this module touches no file)."""
     settings = settings or get_settings()
+    configure_logging(settings.log_format, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,10 +67,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.locks = NetworkLocks()
-    for module in (networks, training, inspection, prediction, health):
+    app.state.metrics = counters = Metrics()
+    counters.add_gauges(lambda: _store_gauges(app))
+    for module in (networks, training, inspection, prediction, health, metrics):
         app.include_router(module.router)
     install_error_handlers(app)
+    # Outermost last: the request id and the access log see every answer, 401 and 413 too.
+    app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, metrics=counters)
 
     def openapi() -> dict[str, Any]:
         return build_openapi(app)

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from service.auth import is_public
 from service.errors import PROBLEM_JSON
 from service.schemas import Problem
 
@@ -102,10 +103,17 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    for path in schema.get("paths", {}).values():
+    # The bearer scheme makes the explorer's "Authorize" button send the API key.
+    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    schema["security"] = [{"bearer": []}]
+    for route, path in schema.get("paths", {}).items():
         for operation in path.values():
+            if is_public(route):
+                operation["security"] = []
+            else:
+                operation["responses"].setdefault("401", {})
             for code, answer in operation.get("responses", {}).items():
-                if code[0] in "45":
+                if code[0] in "45" and not route.startswith("/v2/"):
                     answer["content"] = _problem_content()
                     answer["description"] = HTTPStatus(int(code)).phrase
     app.openapi_schema = schema

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,14 @@ class Settings(BaseSettings):
         100_000, ge=100, description="GET /history thins evenly past this many points."
     )
     api_keys: str = Field("", description="Comma-separated API keys; empty: the service is open.")
+    max_networks_per_owner: int = Field(
+        10_000, ge=1, description="Most networks one API key (or the open service) may keep."
+    )
+    log_format: Literal["text", "json"] = Field("text", description="json: one object per line.")
+    log_level: str = Field("info", description="debug, info, warning or error.")
+    shutdown_grace_seconds: int = Field(
+        30, ge=0, description="On SIGTERM, how long requests in flight may take to finish."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -89,6 +89,11 @@ def create(
     body: NetworkCreate, store: StoreDep, owner: OwnerDep, settings: SettingsDep
 ) -> ORJSONResponse:
     _check_size(body.layer_dims, settings)
+    if store.count_networks(owner) >= settings.max_networks_per_owner:
+        raise Invalid(
+            f"You already keep {settings.max_networks_per_owner} networks, the limit; "
+            "delete one first."
+        )
     spec = build_spec(
         body.layer_dims,
         hidden_activation=body.hidden_activation,

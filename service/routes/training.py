@@ -8,7 +8,15 @@ import numpy as np
 from fastapi import APIRouter
 
 from model import TrainOptions, TrainResult, train
-from service.deps import LocksDep, MetaDep, NetworkId, OwnerDep, SettingsDep, StoreDep
+from service.deps import (
+    LocksDep,
+    MetaDep,
+    MetricsDep,
+    NetworkId,
+    OwnerDep,
+    SettingsDep,
+    StoreDep,
+)
 from service.errors import Invalid
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
@@ -60,6 +68,7 @@ def train_network(
     locks: LocksDep,
     owner: OwnerDep,
     settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> ORJSONResponse:
     m = body.X.shape[1]
     if m > settings.max_examples:
@@ -83,6 +92,7 @@ def train_network(
         return training_update(record, result), result
 
     record, result = update_network(store, locks, network_id, owner, compute)
+    metrics.training_steps.inc(len(result.costs))
     answer = {
         "network": network_resource(record.meta),
         "steps": len(result.costs),

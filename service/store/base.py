@@ -93,6 +93,9 @@ class Store(Protocol):
 
     def list_networks(self, owner: str) -> list[NetworkMeta]: ...
 
+    def count_networks(self, owner: str | None = None) -> int:
+        """How many networks ``owner`` has (all owners' with None)."""
+
     def delete_network(self, network_id: str, owner: str) -> None:
         """Raise :class:`NetworkMissing`."""
 

@@ -213,6 +213,17 @@ class SQLiteStore:
         )
         return [self._meta(row) for row in rows]
 
+    def count_networks(self, owner: str | None = None) -> int:
+        if owner is None:
+            row = self._connection().execute("SELECT count(*) FROM networks").fetchone()
+        else:
+            row = (
+                self._connection()
+                .execute("SELECT count(*) FROM networks WHERE owner = ?", (owner,))
+                .fetchone()
+            )
+        return int(row[0])
+
     def delete_network(self, network_id: str, owner: str) -> None:
         with self._write() as conn:
             deleted = conn.execute(
