@@ -57,10 +57,11 @@ def _bce_gradient(A: Array, Y: Array) -> Array:
 
 
 def _bce_from_logits(Z: Array, Y: Array) -> float:
-    # -[y log s(z) + (1-y) log(1-s(z))] = softplus(z) - y z, and
-    # softplus(z) = max(z, 0) + log1p(exp(-|z|)) never overflows.
-    softplus = np.maximum(Z, 0.0) + np.log1p(np.exp(-np.abs(Z)))
-    return float(np.sum(softplus - Y * Z))
+    # -log s(z) = softplus(-z) and -log(1 - s(z)) = softplus(z), with
+    # softplus(+-z) = max(+-z, 0) + log1p(exp(-|z|)): no overflow, and no cancellation
+    # either (softplus(z) - y z would lose a tiny loss of a confident right answer).
+    tail = np.log1p(np.exp(-np.abs(Z)))
+    return float(np.sum(Y * (np.maximum(-Z, 0.0) + tail) + (1.0 - Y) * (np.maximum(Z, 0.0) + tail)))
 
 
 def _cce_cost(A: Array, Y: Array) -> float:
@@ -72,9 +73,13 @@ def _cce_gradient(A: Array, Y: Array) -> Array:
 
 
 def _cce_from_logits(Z: Array, Y: Array) -> float:
-    # log softmax(z) = (z - max z) - log(sum(exp(z - max z))): exp never exceeds 1.
+    # log softmax(z) = (z - max z) - log(sum(exp(z - max z))): exp never exceeds 1. The
+    # sum is 1 (the max entry) + the rest, so log1p(rest) keeps the log of a confident
+    # column accurate where log(1 + rest) would round it away.
     shifted = Z - Z.max(axis=0, keepdims=True)
-    log_A = shifted - np.log(np.sum(np.exp(shifted), axis=0, keepdims=True))
+    e = np.exp(shifted)
+    e[np.argmax(Z, axis=0), np.arange(Z.shape[1])] = 0.0
+    log_A = shifted - np.log1p(np.sum(e, axis=0, keepdims=True))
     return float(-np.sum(Y * log_A))
 
 
