@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from model import ModelError, TrainingDiverged
 
@@ -54,6 +55,17 @@ class Invalid(ProblemError):
 
 def network_missing(network_id: str) -> NotFound:
     return NotFound(f"There is no network with id {network_id!r}.")
+
+
+def job_missing(job_id: str) -> NotFound:
+    return NotFound(f"There is no job with id {job_id!r}.")
+
+
+def network_busy(job_id: str) -> Conflict:
+    return Conflict(
+        f"The network is busy with training job {job_id}: wait for it to finish "
+        f"(GET /jobs/{job_id}) or cancel it (DELETE /jobs/{job_id}), then try again."
+    )
 
 
 def problem_response(
@@ -117,14 +129,37 @@ async def _on_validation_error(_: Request, exc: Exception) -> Response:
     return problem_response(422, f"The request is not valid: {summary}", errors=errors)
 
 
-async def _on_http_error(_: Request, exc: Exception) -> Response:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route offers on this path. Starlette's own ``Allow`` names only the
+    first route that matched the path, but GET and POST /networks are two routes."""
+    methods: set[str] = set()
+    for route in _flat(request.app.router.routes):
+        match, _ = route.matches(request.scope)  # PARTIAL: the path matches, the method not
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def _flat(routes: Iterable[Any]) -> Iterator[Any]:
+    """The routes of included routers too (FastAPI keeps them behind a wrapper)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _flat(included.routes)
+        else:
+            yield route
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and detail == "Not Found":
         detail = "There is no such resource; see /docs for the routes this service offers."
     elif exc.status_code == 405:
-        detail = "This method is not allowed on this path; see /docs for the allowed ones."
-    return problem_response(exc.status_code, detail, headers=exc.headers)
+        headers["Allow"] = _allowed_methods(request)
+        detail = f"This method is not allowed on this path; it allows {headers['Allow']}."
+    return problem_response(exc.status_code, detail, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -145,14 +145,18 @@ def _from_base64(value: dict[str, Any]) -> NDArray[np.floating[Any]]:
     return np.frombuffer(raw, dtype=dtype).reshape(rows, cols)
 
 
-def encode_matrix(matrix: NDArray[Any], encoding: Encoding) -> Any:
-    """Shape one matrix for an answer; orjson serializes the array itself (no Python loop)."""
+def encode_matrix(
+    matrix: NDArray[Any], encoding: Encoding, dtype: np.dtype[Any] | None = None
+) -> Any:
+    """Shape one matrix for an answer; orjson serializes the array itself (no Python loop).
+    base64 answers are in ``dtype`` (the network's), whatever the array's own: the wire form
+    only knows float32 and float64."""
     matrix = np.ascontiguousarray(matrix)
     if encoding == "base64":
-        little = matrix.astype(matrix.dtype.newbyteorder("<"), copy=False)
+        little = matrix.astype((dtype or matrix.dtype).newbyteorder("<"), copy=False)
         return {
             "shape": list(matrix.shape),
-            "dtype": matrix.dtype.name,
+            "dtype": little.dtype.name,
             "base64": b64encode(little.tobytes()).decode("ascii"),
         }
     return matrix

@@ -89,7 +89,8 @@ def _problem_content() -> dict[str, Any]:
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's schema, with every 4xx/5xx answer as problem+json."""
+    """FastAPI's schema, with every 4xx/5xx answer as problem+json and, when API keys are
+    configured, the bearer scheme on every route that needs one."""
     if app.openapi_schema is not None:
         return app.openapi_schema
     schema = get_openapi(
@@ -103,14 +104,16 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
-    # The bearer scheme makes the explorer's "Authorize" button send the API key.
-    schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-    schema["security"] = [{"bearer": []}]
+    keyed = bool(app.state.settings.api_key_list)
+    if keyed:
+        # The bearer scheme makes the explorer's "Authorize" button send the API key.
+        schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        schema["security"] = [{"bearer": []}]
     for route, path in schema.get("paths", {}).items():
         for operation in path.values():
-            if is_public(route):
+            if keyed and is_public(route):
                 operation["security"] = []
-            else:
+            elif keyed:
                 operation["responses"].setdefault("401", {})
             for code, answer in operation.get("responses", {}).items():
                 if code[0] in "45" and not route.startswith("/v2/"):

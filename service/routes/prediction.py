@@ -40,7 +40,7 @@ def predict_batch(
         {
             "version": record.meta.version,
             "A": encode_matrix(A, encoding),
-            "predictions": encode_matrix(predictions, encoding),
+            "predictions": encode_matrix(predictions, encoding, record.network.spec.np_dtype),
         },
         record.meta.version,
     )

@@ -104,6 +104,11 @@ async def test_predict_softmax_gives_class_indices(client: httpx.AsyncClient) ->
     assert A.shape == (3, 4)
     np.testing.assert_allclose(A.sum(axis=0), 1.0, rtol=1e-12)
     assert answer["predictions"] == [A.argmax(axis=0).tolist()]
+    # base64 answers are in the network's dtype, class indices included.
+    path = f"/networks/{net['id']}/predict?encoding=base64"
+    encoded = (await client.post(path, json={"X": XOR_X})).json()["predictions"]
+    assert encoded["dtype"] == "float64"
+    np.testing.assert_array_equal(unb64(encoded), [A.argmax(axis=0)])
     evaluated = (
         await client.post(f"/networks/{net['id']}/evaluate", json={"X": XOR_X, "Y": [[0, 1, 2, 1]]})
     ).json()
