@@ -78,7 +78,8 @@ class TrainResult:
     costs : list of StepRecord
         Every step of this call, in order.
     final_cost : float or None
-        Cost on the whole batch after the last update (None if it is not finite).
+        Cost on the whole batch after the last update; None if it is not finite (the
+        parameters are finite, but the cost overflowed: the next step will diverge).
     last_gradients : Gradients or None
         dW and db of the last completed step (None before any step).
     last_step : StepRecord or None
@@ -173,10 +174,9 @@ class Trainer:
         Raises
         ------
         TrainingDiverged
-            If the step's cost, its updated parameters or optimizer state, or (after the
-            last step) the cost of the whole batch is not finite. The step is undone:
-            the trainer stays at the last finite state, and further calls raise the
-            same error.
+            If the step's cost (computed before its update) or its updated parameters
+            or optimizer state are not finite. The step is undone: the trainer stays at
+            the last finite state, and further calls raise the same error.
         ModelError
             If all steps are already done.
         """
@@ -201,20 +201,12 @@ class Trainer:
             update_into(opt, self._lr, scale * spec.l2_lambda, cur, nxt)
             if not nxt.is_finite():
                 raise self._diverge(number, "its updated parameters")
-        self._advance(+1)
+        self._cur, self._spare = nxt, cur  # commit
+        self.steps_done += 1
+        self._steps_trained += 1
         record = StepRecord(number, cost)
         self._costs.append(record)
-        if self.done and self._whole_batch_cost() is None:
-            self._advance(-1)  # the spare still holds the previous state
-            self._costs.pop()
-            raise self._diverge(number, "the cost of the whole batch after it")
         return record
-
-    def _advance(self, delta: int) -> None:
-        """Commit (+1) or undo (-1) the last step by swapping the double buffers."""
-        self._cur, self._spare = self._spare, self._cur
-        self.steps_done += delta
-        self._steps_trained += delta
 
     def _diverge(self, number: int, what: str) -> TrainingDiverged:
         self._diverged = TrainingDiverged(
