@@ -61,14 +61,15 @@ def from_bytes(data: bytes) -> Network:
         If the bytes are not a complete, consistent serialized network.
     """
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise _corrupt("expected an .npz archive")
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise _corrupt("expected an .npz archive, found a single array")
+        with loaded as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, ModelError):
+            raise
         raise _corrupt(str(error)) from None
-    except AttributeError:  # np.load returned a bare array, which has no context manager
-        raise _corrupt("expected an .npz archive") from None
     try:
         header = json.loads(arrays.pop("header").tobytes().decode())
     except (KeyError, UnicodeDecodeError, json.JSONDecodeError):

@@ -83,6 +83,8 @@ def check_float(
 class OptimizerSpec:
     """An optimizer and its hyperparameters, as the deeplearning.ai course defines them.
 
+    Hyperparameters the named optimizer does not use are reset to their defaults.
+
     ``gd``: W -= lr dW. ``momentum``: v = beta v + (1 - beta) dW, W -= lr v.
     ``adam``: v, s as momentum with beta1, beta2 (s on dW**2), bias-corrected by
     1 - beta**t with t counting from 1, W -= lr v_corr / (sqrt(s_corr) + epsilon).
@@ -97,12 +99,24 @@ class OptimizerSpec:
 
     def __post_init__(self) -> None:
         check_name("optimizer", self.name, OPTIMIZER_NAMES)
-        for key in ("learning_rate", "epsilon"):
-            value = check_float(key, getattr(self, key), 0.0, low_open=True, high_open=True)
-            object.__setattr__(self, key, value)
-        for key in ("beta", "beta1", "beta2"):
-            value = check_float(key, getattr(self, key), 0.0, 1.0, low_open=False, high_open=True)
-            object.__setattr__(self, key, value)
+        used = ("learning_rate", *OPTIMIZER_FIELDS[self.name])
+        for f in fields(self):
+            if f.name == "name":
+                continue
+            if f.name not in used:
+                # A hyperparameter this optimizer never reads is reset to its default,
+                # so that equal specs mean equal behaviour and to_dict round-trips.
+                object.__setattr__(self, f.name, f.default)
+            elif f.name in ("learning_rate", "epsilon"):
+                value = check_float(
+                    f.name, getattr(self, f.name), 0.0, low_open=True, high_open=True
+                )
+                object.__setattr__(self, f.name, value)
+            else:
+                value = check_float(
+                    f.name, getattr(self, f.name), 0.0, 1.0, low_open=False, high_open=True
+                )
+                object.__setattr__(self, f.name, value)
 
     def to_dict(self) -> dict[str, object]:
         """``name``, ``learning_rate`` and the hyperparameters this optimizer uses."""
