@@ -8,6 +8,7 @@ Y is (n_L, m).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import SupportsFloat
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -42,6 +43,11 @@ def check_finite(name: str, array: NDArray[np.generic]) -> None:
             f"{name} must contain only finite numbers; received {int(bad.sum())} NaN or "
             f"infinite entr{'y' if bad.sum() == 1 else 'ies'} (first at row {row}, column {col})."
         )
+
+
+def _number(value: SupportsFloat) -> str:
+    """A number as a person writes it (numpy 2's repr would say np.float64(2.0))."""
+    return f"{float(value):g}"
 
 
 def _describe(array: NDArray[np.generic]) -> str:
@@ -93,7 +99,7 @@ def _one_hot(spec: NetworkSpec, indices: NDArray[np.number] | NDArray[np.bool_])
         col = int(np.argmax(bad))
         raise ModelError(
             f"Class indices in Y must be integers in [0, {spec.n_L}) (n_L = {spec.n_L}); "
-            f"received {row[col]!r} at column {col}."
+            f"received {_number(row[col])} at column {col}."
         )
     Y = np.zeros((spec.n_L, row.shape[0]), dtype=spec.np_dtype)
     Y[row.astype(np.intp), np.arange(row.shape[0])] = 1.0
@@ -144,7 +150,8 @@ def check_Y(spec: NetworkSpec, Y: ArrayLike, m: int) -> Array:
         low, high = array.min(), array.max()
         if low < 0 or high > 1:
             raise ModelError(
-                f"Y for {spec.loss} must lie in [0, 1]; received values from {low!r} to {high!r}."
+                f"Y for {spec.loss} must lie in [0, 1]; received values from {_number(low)} "
+                f"to {_number(high)}."
             )
     if spec.loss == "categorical_cross_entropy":
         sums = array.sum(axis=0, dtype=np.float64)
@@ -153,7 +160,7 @@ def check_Y(spec: NetworkSpec, Y: ArrayLike, m: int) -> Array:
             col = int(np.argmax(off))
             raise ModelError(
                 "Y for categorical_cross_entropy must have columns that sum to 1 (one-hot or "
-                f"probabilities); column {col} sums to {sums[col]!r}."
+                f"probabilities); column {col} sums to {_number(sums[col])}."
             )
     return array.astype(spec.np_dtype, copy=False)
 
