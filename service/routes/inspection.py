@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from model import compute_gradients, gradient_check
 from service.deps import EncodingDep, MetaDep, NetworkDep, SettingsDep, StoreDep
 from service.errors import Invalid, NotFound
+from service.limits import check_batch, finite_answers
 from service.matrices import encode_matrix
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
@@ -40,15 +41,21 @@ _INTERMEDIATE = frozenset({"Z", "A", "dZ", "dA"})
     responses=problems(400, 404, 413, 422),
 )
 def batch_gradients(
-    body: GradientsRequest, record: NetworkDep, encoding: EncodingDep = "json"
+    body: GradientsRequest,
+    record: NetworkDep,
+    settings: SettingsDep,
+    encoding: EncodingDep = "json",
 ) -> ORJSONResponse:
+    check_batch(record.network.spec, body.X.shape[1], settings)
     include = list(dict.fromkeys(body.include))
-    cost, cache, grads = compute_gradients(
-        record.network, body.X, body.Y, keep_intermediate=bool(_INTERMEDIATE & set(include))
-    )
-    per_layer: dict[str, list[Any]] = {"dW": grads.dW, "db": grads.db}
-    if grads.dZ is not None and grads.dA is not None:
-        per_layer.update(Z=cache.Z, A=cache.A[1:], dZ=grads.dZ, dA=grads.dA)
+    with finite_answers() as check:
+        cost, cache, grads = compute_gradients(
+            record.network, body.X, body.Y, keep_intermediate=bool(_INTERMEDIATE & set(include))
+        )
+        per_layer: dict[str, list[Any]] = {"dW": grads.dW, "db": grads.db}
+        if grads.dZ is not None and grads.dA is not None:
+            per_layer.update(Z=cache.Z, A=cache.A[1:], dZ=grads.dZ, dA=grads.dA)
+        check(cost, *(array for name in include for array in per_layer[name]))
     layers = [
         {"layer": l, **{name: encode_matrix(per_layer[name][l - 1], encoding) for name in include}}
         for l in range(1, record.network.spec.L + 1)
@@ -100,13 +107,16 @@ def last_gradients(
 def check_gradients(
     body: GradientCheckRequest, record: NetworkDep, settings: SettingsDep
 ) -> ORJSONResponse:
+    check_batch(record.network.spec, body.X.shape[1], settings)
     count = record.network.spec.parameter_count
     if count > settings.max_gradcheck_parameters:
         raise Invalid(
             f"A gradient check perturbs every parameter; this network has {count}, more than "
             f"the limit of {settings.max_gradcheck_parameters}. Check a smaller network."
         )
-    result = gradient_check(record.network, body.X, body.Y, epsilon=body.epsilon)
+    with finite_answers() as check:
+        result = gradient_check(record.network, body.X, body.Y, epsilon=body.epsilon)
+        check(result.difference, result.layers)
     return versioned(
         {
             "difference": result.difference,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from itertools import pairwise
 
 import numpy as np
 from fastapi import APIRouter, Response
@@ -22,6 +21,7 @@ from service.deps import (
     StoreDep,
 )
 from service.errors import Invalid, network_missing
+from service.limits import check_network_size
 from service.matrices import Encoding, encode_matrix
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
@@ -35,29 +35,10 @@ from service.schemas import (
     ParametersPublic,
     ParametersPut,
 )
-from service.settings import Settings
 from service.store import NetworkMissing, NetworkRecord, Update
 from service.updates import update_network
 
 router = APIRouter(route_class=OrjsonRoute, tags=["networks"])
-
-
-def _check_size(layer_dims: list[int], settings: Settings) -> None:
-    """Refuse a network over the limits before allocating any of it."""
-    layers = len(layer_dims) - 1
-    if layers > settings.max_layers:
-        raise Invalid(f"layer_dims asks for {layers} layers; the limit is {settings.max_layers}.")
-    widest = max(layer_dims)
-    if widest > settings.max_units:
-        raise Invalid(
-            f"layer_dims asks for a layer of {widest} units; the limit is {settings.max_units}."
-        )
-    count = sum(n * (n_prev + 1) for n_prev, n in pairwise(layer_dims))
-    if count > settings.max_parameters:
-        raise Invalid(
-            f"layer_dims {layer_dims} makes {count} parameters; the limit is "
-            f"{settings.max_parameters}."
-        )
 
 
 def _split(layers: list[LayerParametersIn]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -88,7 +69,7 @@ def _parameters(record: NetworkRecord, encoding: Encoding) -> ORJSONResponse:
 def create(
     body: NetworkCreate, store: StoreDep, owner: OwnerDep, settings: SettingsDep
 ) -> ORJSONResponse:
-    _check_size(body.layer_dims, settings)
+    check_network_size(body.layer_dims, settings)
     if store.count_networks(owner) >= settings.max_networks_per_owner:
         raise Invalid(
             f"You already keep {settings.max_networks_per_owner} networks, the limit; "

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 from fastapi import APIRouter
 
 from model import evaluate, predict
-from service.deps import EncodingDep, NetworkDep
-from service.errors import Invalid
+from service.deps import EncodingDep, NetworkDep, SettingsDep
+from service.limits import check_batch, finite_answers
 from service.matrices import encode_matrix
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
@@ -29,13 +28,15 @@ router = APIRouter(route_class=OrjsonRoute, tags=["prediction"])
     responses=problems(400, 404, 413, 422),
 )
 def predict_batch(
-    body: PredictRequest, record: NetworkDep, encoding: EncodingDep = "json"
+    body: PredictRequest,
+    record: NetworkDep,
+    settings: SettingsDep,
+    encoding: EncodingDep = "json",
 ) -> ORJSONResponse:
-    A, predictions = predict(record.network, body.X)
-    if not np.isfinite(A).all():
-        raise Invalid(
-            "The network's output overflowed to infinity on this X; scale the inputs down."
-        )
+    check_batch(record.network.spec, body.X.shape[1], settings)
+    with finite_answers() as check:
+        A, predictions = predict(record.network, body.X)
+        check(A)
     return versioned(
         {
             "version": record.meta.version,
@@ -53,10 +54,13 @@ def predict_batch(
     description="The cost (with L2) and, for classifiers, the accuracy on the batch.",
     responses=problems(400, 404, 413, 422),
 )
-def evaluate_batch(body: EvaluateRequest, record: NetworkDep) -> ORJSONResponse:
-    cost, accuracy, m = evaluate(record.network, body.X, body.Y)
-    if not np.isfinite(cost):
-        raise Invalid("The cost overflowed to infinity on this batch; scale the inputs down.")
+def evaluate_batch(
+    body: EvaluateRequest, record: NetworkDep, settings: SettingsDep
+) -> ORJSONResponse:
+    check_batch(record.network.spec, body.X.shape[1], settings)
+    with finite_answers() as check:
+        cost, accuracy, m = evaluate(record.network, body.X, body.Y)
+        check(cost)
     return versioned(
         {"version": record.meta.version, "cost": cost, "accuracy": accuracy, "m": m},
         record.meta.version,
