@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     max_layers: int = Field(64, ge=1, description="Most layers (L) in one network.")
     max_units: int = Field(100_000, ge=1, description="Most units in one layer (n_x included).")
     max_examples: int = Field(1_000_000, ge=1, description="Most examples (m) in one request.")
+    max_activations: int = Field(
+        50_000_000,
+        ge=1,
+        description="Most activations (examples x units summed over layers) one batch may make.",
+    )
     max_train_examples: int = Field(
         200_000,
         ge=1,

@@ -18,6 +18,7 @@ from service.deps import (
     StoreDep,
 )
 from service.errors import Invalid
+from service.limits import check_batch
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
 from service.resources import network_resource
@@ -71,8 +72,6 @@ def train_network(
     metrics: MetricsDep,
 ) -> ORJSONResponse:
     m = body.X.shape[1]
-    if m > settings.max_examples:
-        raise Invalid(f"X has {m} examples; the limit is {settings.max_examples} per request.")
     if body.epochs * m > settings.max_train_examples:
         raise Invalid(
             f"epochs x examples = {body.epochs} x {m} = {body.epochs * m} is more than one "
@@ -88,6 +87,7 @@ def train_network(
     started = time.perf_counter()
 
     def compute(record: NetworkRecord) -> tuple[Update, TrainResult]:
+        check_batch(record.network.spec, m, settings)
         result = train(record.network, body.X, body.Y, options)
         return training_update(record, result), result
 
