@@ -25,9 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from model.activations import ACTIVATIONS
+from model.errors import ModelError
 from model.losses import LOSSES
 from model.network import Network
-from model.optimizers import adam_into, gd_into, momentum_into
+from model.optimizers import STATE_KEYS, adam_into, gd_into, momentum_into
 from model.spec import NetworkSpec, OptimizerSpec
 
 Array = NDArray[np.floating]
@@ -69,6 +70,17 @@ class TrainState:
     @classmethod
     def of(cls, network: Network) -> TrainState:
         """A private copy of the network's state (gradient buffers uninitialized)."""
+        expected = STATE_KEYS[network.spec.optimizer.name]
+        shapes = {"W": [w.shape for w in network.W], "b": [x.shape for x in network.b]}
+        state = network.optimizer_state
+        if set(state) != set(expected) or any(
+            [a.shape for a in state[key]] != shapes[key[1:]] for key in expected
+        ):
+            raise ModelError(
+                f"The network's optimizer state must hold {', '.join(expected) or 'nothing'} "
+                f"shaped like W and b for {network.spec.optimizer.name}; received "
+                f"{', '.join(state) or 'nothing'}."
+            )
         copy = network.copy()
         gW = [np.empty_like(w) for w in copy.W]
         gb = [np.empty_like(x) for x in copy.b]

@@ -258,3 +258,10 @@ def test_bad_parameters_and_arguments_are_refused(
     for fragment in fragments:
         assert fragment in str(caught.value)
     assert_networks_equal(net, before)
+
+
+def test_an_inconsistent_optimizer_state_is_refused() -> None:
+    net = network()  # momentum
+    net.optimizer_state = {}
+    with pytest.raises(ModelError, match="must hold vW, vb shaped like W and b for momentum"):
+        Trainer(net, np.ones((3, 2)), [[0, 1]], TrainOptions())
