@@ -89,6 +89,14 @@ def train_network(
     def compute(record: NetworkRecord) -> tuple[Update, TrainResult]:
         check_batch(record.network.spec, m, settings)
         result = train(record.network, body.X, body.Y, options)
+        if result.final_cost is None:
+            # The last update left finite parameters but a cost that overflows: the next
+            # step would diverge, and the answer cannot carry an infinite final_cost.
+            last = result.costs[-1].step if result.costs else record.network.steps_trained
+            raise Invalid(
+                f"Training diverged after step {last}: the cost on this batch overflowed, so "
+                "nothing was saved. Try a smaller learning rate."
+            )
         return training_update(record, result), result
 
     record, result = update_network(store, locks, network_id, owner, compute)

@@ -231,3 +231,23 @@ def test_network_created_in_process_can_be_committed(store: SQLiteStore) -> None
     network = create_network(build_spec([2, 1], seed=0))
     record = store.create_network("abc", "", None, network)
     assert record.meta.version == 1
+
+
+async def test_a_final_cost_that_overflows_is_divergence(
+    client: httpx.AsyncClient, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    import service.routes.training as routes
+
+    def overflowing(*args: object, **kwargs: object) -> object:
+        result = train(*args, **kwargs)  # type: ignore[arg-type]
+        return dataclasses.replace(result, final_cost=None)
+
+    monkeypatch.setattr(routes, "train", overflowing)
+    net = await create(client)
+    response = await client.post(
+        f"/networks/{net['id']}/train", json={"X": XOR_X, "Y": XOR_Y, "epochs": 3}
+    )
+    assert_problem(response, 422, "diverged after step 3", "nothing was saved")
+    assert store.get_network(net["id"], "").meta.version == 1
