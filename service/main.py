@@ -17,6 +17,7 @@ from service.openapi import DESCRIPTION, build_openapi
 from service.plumbing import BodySizeLimit
 from service.responses import ORJSONResponse
 from service.routes import health, inspection, metrics, networks, prediction, training
+from service.routes.v2 import router as v2_router
 from service.settings import Settings, get_settings
 from service.store import Store, open_store
 from service.updates import NetworkLocks
@@ -27,6 +28,7 @@ TAGS = [
     {"name": "inspection", "description": "Costs, activations and every gradient."},
     {"name": "prediction", "description": "Predictions and evaluation."},
     {"name": "operations", "description": "Health and readiness."},
+    {"name": "v2", "description": "KServe / Triton V2 inference protocol: one row per example."},
 ]
 
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     counters.add_gauges(lambda: _store_gauges(app))
     for module in (networks, training, inspection, prediction, health, metrics):
         app.include_router(module.router)
+    app.include_router(v2_router)
     install_error_handlers(app)
     # Outermost last: the request id and the access log see every answer, 401 and 413 too.
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
