@@ -12,11 +12,10 @@ import hashlib
 import hmac
 import logging
 
-import orjson
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.errors import problem_response
+from service.errors import error_response
 
 logger = logging.getLogger("backprop.auth")
 
@@ -96,12 +95,4 @@ def _unauthorized(path: str, presented: bool) -> Response:
         else "This service needs an API key: send Authorization: Bearer <key>."
     )
     headers = {"WWW-Authenticate": 'Bearer realm="backprop"'}
-    if path.startswith("/v2/"):
-        # The V2 protocol's clients only decode {"error": ...} bodies.
-        return Response(
-            orjson.dumps({"error": detail}),
-            status_code=401,
-            media_type="application/json",
-            headers=headers,
-        )
-    return problem_response(401, detail, headers=headers)
+    return error_response(path, 401, detail, headers=headers)

@@ -91,6 +91,25 @@ def problem_response(
     )
 
 
+def is_v2(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
+
+
+def error_response(
+    path: str, status: int, detail: str, *, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An error answered before or around the routes: problem+json, except on the V2
+    protocol's paths, whose clients only decode ``{"error": ...}``."""
+    if is_v2(path):
+        return Response(
+            orjson.dumps({"error": detail}),
+            status_code=status,
+            media_type="application/json",
+            headers=dict(headers or {}),
+        )
+    return problem_response(status, detail, headers=headers)
+
+
 def _jsonable(value: Any) -> Any:
     """Validation inputs can be anything the caller sent; keep what JSON can carry."""
     if isinstance(value, str | int | float | bool) or value is None:
@@ -159,7 +178,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         headers["Allow"] = _allowed_methods(request)
         detail = f"This method is not allowed on this path; it allows {headers['Allow']}."
-    return problem_response(exc.status_code, detail, headers=headers)
+    return error_response(request.url.path, exc.status_code, detail, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

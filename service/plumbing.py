@@ -13,7 +13,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import problem_response
+from service.errors import error_response
 
 
 class _NonFinite(ValueError):
@@ -85,9 +85,9 @@ class BodySizeLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await problem_response(413, self._detail(), headers={"Connection": "close"})(
-                scope, receive, send
-            )
+            await error_response(
+                scope["path"], 413, self._detail(), headers={"Connection": "close"}
+            )(scope, receive, send)
             return
         received = 0
 

@@ -43,10 +43,11 @@ async def test_missing_or_wrong_key_is_401_with_www_authenticate(keyed: httpx.As
             response = await keyed.request(method, path, headers=headers, json={})
             assert_problem(response, 401, "API key")
             assert response.headers["www-authenticate"].startswith("Bearer")
-    v2 = await keyed.get("/v2/models/x")
-    assert v2.status_code == 401
-    assert v2.headers["content-type"] == "application/json"
-    assert "error" in v2.json()
+    for path in ["/v2/models/x", "/v2"]:
+        v2 = await keyed.get(path)
+        assert v2.status_code == 401
+        assert v2.headers["content-type"] == "application/json"
+        assert "API key" in v2.json()["error"]
 
 
 async def test_public_routes_need_no_key(keyed: httpx.AsyncClient) -> None:

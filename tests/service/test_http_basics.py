@@ -64,11 +64,23 @@ async def test_body_over_the_limit_is_413_before_reading_it(
                 yield b"y" * 500
             yield b'"}'
 
+        v2 = await client.post("/v2/models/x/infer", json=big)
+        assert v2.status_code == 413
+        assert v2.json() == {"error": "The request body is larger than the limit of 2048 bytes."}
+        model = (await client.post("/networks", json={"layer_dims": [2, 1]})).json()["id"]
+        v2_streamed = await client.post(
+            f"/v2/models/{model}/infer",
+            content=chunks(),
+            headers={"content-type": "application/json"},
+        )
+        assert v2_streamed.status_code == 413
+        assert "2048 bytes" in v2_streamed.json()["error"]
         streamed = await client.post(
             "/networks", content=chunks(), headers={"content-type": "application/json"}
         )
         assert_problem(streamed, 413, "2048 bytes")
-        assert (await client.get("/networks")).json()["networks"] == []
+        listed = (await client.get("/networks")).json()["networks"]
+        assert [n["id"] for n in listed] == [model]  # nothing was created by the refused bodies
 
 
 async def test_validation_errors_carry_locations(client: httpx.AsyncClient) -> None:
