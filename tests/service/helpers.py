@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 from base64 import b64encode
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import numpy as np
 
+from service.main import create_app
+from service.settings import Settings
+from service.store import Store
+
 PROBLEM_JSON = "application/problem+json"
 XOR_X = [[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]]
 XOR_Y = [[0.0, 1.0, 1.0, 0.0]]
+
+
+@asynccontextmanager
+async def app_client(settings: Settings, store: Store) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling a fresh app in-process, through the ASGI transport."""
+    transport = httpx.ASGITransport(app=create_app(settings, store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
 
 
 def b64(matrix: Any, dtype: str = "float64") -> dict[str, Any]:

@@ -13,7 +13,7 @@ from service.auth import owner_of
 from service.main import create_app
 from service.settings import Settings
 from service.store import SQLiteStore
-from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, assert_problem
+from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem
 
 pytestmark = pytest.mark.anyio
 ALICE = {"Authorization": "Bearer alice-key"}
@@ -26,9 +26,8 @@ async def keyed(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="alice-key, bob-key"
     )
     store = SQLiteStore.from_url(settings.database_url)
-    app = create_app(settings, store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        yield c
+    async with app_client(settings, store) as client:
+        yield client
     store.close()
 
 

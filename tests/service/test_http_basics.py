@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.main import create_app
 from service.settings import Settings
 from service.store import SQLiteStore
-from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, assert_problem, create
+from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem, create
 
 pytestmark = pytest.mark.anyio
 
@@ -25,10 +24,7 @@ async def test_readyz_fails_when_the_store_is_gone(settings: Settings, store: SQ
         def ping(self) -> None:
             raise OSError("disk unplugged")
 
-    app = create_app(settings, Broken(store.path))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with app_client(settings, Broken(store.path)) as client:
         assert_problem(await client.get("/readyz"), 503, "disk unplugged")
 
 
@@ -51,10 +47,7 @@ async def test_body_over_the_limit_is_413_before_reading_it(
     settings: Settings, store: SQLiteStore
 ) -> None:
     small = Settings(database_url=settings.database_url, max_body_bytes=2048)
-    app = create_app(small, store)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with app_client(small, store) as client:
         big = {"layer_dims": [2, 1], "name": "x" * 5000}
         assert_problem(await client.post("/networks", json=big), 413, "2048 bytes")
 

@@ -9,10 +9,9 @@ import httpx
 import numpy as np
 import pytest
 
-from service.main import create_app
 from service.settings import Settings
 from service.store import SQLiteStore
-from tests.service.helpers import XOR_X, XOR_Y, assert_problem, b64, create
+from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, b64, create
 
 pytestmark = pytest.mark.anyio
 
@@ -26,9 +25,8 @@ async def tight(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         max_networks_per_owner=2,
     )
     store = SQLiteStore.from_url(settings.database_url)
-    app = create_app(settings, store)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        yield c
+    async with app_client(settings, store) as client:
+        yield client
     store.close()
 
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from model import TrainOptions, create_network, train
+from service.settings import Settings
 from service.store import SQLiteStore
-from tests.service.helpers import XOR_X, XOR_Y, assert_problem, b64, create
+from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, b64, create
 
 pytestmark = pytest.mark.anyio
 
@@ -203,14 +204,9 @@ async def test_float32_networks_train_in_float32(
     assert grads["layers"][0]["dW"]["dtype"] == "float32"
 
 
-async def test_history_is_thinned_evenly_past_the_limit(app: object, store: SQLiteStore) -> None:
-    from service.main import create_app
-    from service.settings import Settings
-
+async def test_history_is_thinned_evenly_past_the_limit(store: SQLiteStore) -> None:
     settings = Settings(database_url=f"sqlite:///{store.path}", max_history_points=100)
-    thin_app = create_app(settings, store)
-    transport = httpx.ASGITransport(app=thin_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with app_client(settings, store) as client:
         net = await create(client)
         await client.post(
             f"/networks/{net['id']}/train", json={"X": XOR_X, "Y": XOR_Y, "epochs": 250}
