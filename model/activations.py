@@ -32,14 +32,44 @@ class Activation:
     backward: Callable[[Array, Array, Array, Array | None], Array]
 
 
+# np.maximum(Z, 0.0) runs numpy's scalar-operand loop, several times slower than the same
+# maximum against an array of zeros; relu reads its zeros from one shared, read-only,
+# zero-filled vector per dtype, grown on demand up to this many entries.
+_ZEROS_LIMIT = 1 << 22
+_zeros_by_dtype: dict[np.dtype[np.floating], Array] = {}
+
+
+def _zeros_like(Z: Array) -> Array | float:
+    """A read-only (n, m) array of zeros in Z's dtype, or 0.0 for a huge or odd Z."""
+    size = Z.size
+    if size > _ZEROS_LIMIT or Z.dtype.kind != "f":
+        return 0.0
+    zeros = _zeros_by_dtype.get(Z.dtype)
+    if zeros is None or zeros.size < size:
+        zeros = np.zeros(max(size, 4096), Z.dtype)
+        zeros.flags.writeable = False
+        _zeros_by_dtype[Z.dtype] = zeros  # one atomic store: readers keep their old view
+    return zeros[:size].reshape(Z.shape)
+
+
 def _relu(Z: Array, out: Array | None) -> Array:
-    return np.maximum(Z, 0.0, out=out)
+    return np.maximum(Z, _zeros_like(Z), out=out)
+
+
+def _step_mask(Z: Array, out: Array | None) -> Array:
+    """1.0 where z > 0, else 0.0, as numbers in Z's dtype (so it is multiplied, not indexed).
+
+    ``np.greater`` writes the comparison straight into a float array; ``np.heaviside``
+    would give the same numbers at a tenth of the speed.
+    """
+    if out is None:
+        return (Z > 0).astype(Z.dtype)
+    return np.greater(Z, 0, out=out)
 
 
 def _relu_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Array:
-    # g'(z) = 1 for z > 0 and 0 for z <= 0 (g'(0) = 0, the convention of the course);
-    # heaviside(z, 0) writes that mask as numbers, so it is multiplied, not indexed.
-    mask = np.heaviside(Z, 0.0, out=out)
+    # g'(z) = 1 for z > 0 and 0 for z <= 0 (g'(0) = 0, the convention of the course).
+    mask = _step_mask(Z, out)
     return np.multiply(mask, dA, out=mask)
 
 
@@ -50,7 +80,7 @@ def _leaky_relu(Z: Array, out: Array | None) -> Array:
 
 def _leaky_relu_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Array:
     # The 0/1 mask lifted to slope/1: max(mask, slope) is exact, unlike slope + (1-slope)*mask.
-    mask = np.heaviside(Z, 0.0, out=out)
+    mask = _step_mask(Z, out)
     np.maximum(mask, LEAKY_SLOPE, out=mask)
     return np.multiply(mask, dA, out=mask)
 

@@ -184,26 +184,46 @@ class Trainer:
             raise self._diverged
         if self.done:
             raise ModelError(f"Training is complete: all {self.total_steps} steps are done.")
+        # Overflow is expected when training diverges; it is detected, not warned.
+        with np.errstate(all="ignore"):
+            return self._step()
+
+    def run(self, max_steps: int | None = None) -> list[StepRecord]:
+        """Make up to ``max_steps`` updates (all remaining ones by default); their records.
+
+        The same as calling :meth:`step` in a loop, minus its per-call set-up, which
+        counts on tiny networks. Raises like :meth:`step`, after the steps before the
+        failing one are made.
+        """
+        if self._diverged is not None:
+            raise self._diverged
+        remaining = self.total_steps - self.steps_done
+        count = remaining if max_steps is None else min(remaining, max_steps)
+        start = len(self._costs)
+        with np.errstate(all="ignore"):
+            for _ in range(count):
+                self._step()
+        return self._costs[start:]
+
+    def _step(self) -> StepRecord:
         spec, opt, cur, nxt = self._spec, self._spec.optimizer, self._cur, self._spare
         number = self._steps_trained + 1
-        # Overflow is expected when training diverges; it is detected below, not warned.
-        with np.errstate(all="ignore"):
-            X, Y = self._next_batch()
-            mb = int(X.shape[1])
-            buf = self._buffers_for(mb)
-            forward_into(spec, cur.W, cur.b, X, buf)
-            cost = cost_of(spec, cur.W, buf.A[-1], Y, buf.Z[-1])
-            if not math.isfinite(cost):
-                raise self._diverge(number, "its cost")
-            self._last_finite_cost = cost
-            scale = (self._lr if opt.name == "gd" else 1.0) / mb
-            gradients_into(spec, cur.W, X, Y, buf, nxt.gW, nxt.gb, scale)
-            update_into(opt, self._lr, scale * spec.l2_lambda, cur, nxt)
-            if not nxt.is_finite():
-                raise self._diverge(number, "its updated parameters")
+        X, Y = self._next_batch()
+        mb = X.shape[1]
+        buf = self._buffers.get(mb) or self._buffers_for(mb)
+        forward_into(spec, cur.W, cur.b, X, buf)
+        cost = cost_of(spec, cur.W, buf.A[-1], Y, buf.Z[-1])
+        if not math.isfinite(cost):
+            raise self._diverge(number, "its cost")
+        self._last_finite_cost = cost
+        scale = (self._lr if opt.name == "gd" else 1.0) / mb
+        gradients_into(spec, cur.W, X, Y, buf, nxt.gW, nxt.gb, scale)
+        update_into(opt, self._lr, scale * spec.l2_lambda, cur, nxt)
+        if not nxt.is_finite():
+            raise self._diverge(number, "its updated parameters")
         self._cur, self._spare = nxt, cur  # commit
         self.steps_done += 1
-        self._steps_trained += 1
+        self._steps_trained = number
         record = StepRecord(number, cost)
         self._costs.append(record)
         return record
@@ -285,6 +305,5 @@ def train(
         A step went non-finite; ``error.partial`` holds the last finite state.
     """
     trainer = Trainer(network, X, Y, options)
-    while not trainer.done:
-        trainer.step()
+    trainer.run()
     return trainer.result()
