@@ -7,6 +7,7 @@ Y is (n_L, m).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import SupportsFloat
 
@@ -34,8 +35,27 @@ def as_numeric(name: str, value: object) -> NDArray[np.number] | NDArray[np.bool
     return array
 
 
+def all_finite(array: NDArray[np.generic]) -> bool:
+    """Whether every entry is finite, reading a float array once (no temporaries).
+
+    For a contiguous float array, x . x is NaN or infinite whenever an entry is, and BLAS
+    computes it at memory speed; only a non-finite result (possibly an overflow of huge
+    finite entries) pays for the exact elementwise test. Integers are always finite.
+    """
+    if array.dtype.kind in "biu":
+        return True
+    if array.dtype.kind == "f" and array.flags.c_contiguous:
+        flat = array.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if math.isfinite(np.dot(flat, flat)):
+                return True
+    return bool(np.isfinite(array).all())
+
+
 def check_finite(name: str, array: NDArray[np.generic]) -> None:
     """Refuse NaN and infinite entries, pointing at the first one."""
+    if all_finite(array):
+        return
     bad = ~np.isfinite(array)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])

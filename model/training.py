@@ -14,7 +14,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from model.checks import check_X, check_Y
 from model.errors import ModelError, TrainingDiverged
-from model.fast import StepBuffers, TrainState, forward_into, gradients_into, update_into
+from model.fast import (
+    StepBuffers,
+    TrainState,
+    forward_cost_into,
+    gradients_into,
+    update_into,
+)
 from model.network import Gradients, Network, cost_of, forward_pass
 from model.spec import MAX_SEED, check_float, check_int
 
@@ -211,8 +217,7 @@ class Trainer:
         X, Y = self._next_batch()
         mb = X.shape[1]
         buf = self._buffers.get(mb) or self._buffers_for(mb)
-        forward_into(spec, cur.W, cur.b, X, buf)
-        cost = cost_of(spec, cur.W, buf.A[-1], Y, buf.Z[-1])
+        cost = forward_cost_into(cur, spec, X, Y, buf)
         if not math.isfinite(cost):
             raise self._diverge(number, "its cost")
         self._last_finite_cost = cost
@@ -246,13 +251,10 @@ class Trainer:
         cur = self._cur
         with np.errstate(all="ignore"):
             if self._m in self._buffers:  # full-batch buffers exist: reuse them
-                buf = self._buffers[self._m]
-                forward_into(self._spec, cur.W, cur.b, self._X, buf)
-                AL, ZL = buf.A[-1], buf.Z[-1]
+                cost = forward_cost_into(cur, self._spec, self._X, self._Y, self._buffers[self._m])
             else:
                 cache = forward_pass(self._spec, cur.W, cur.b, self._X)
-                AL, ZL = cache.A[-1], cache.Z[-1]
-            cost = cost_of(self._spec, cur.W, AL, self._Y, ZL)
+                cost = cost_of(self._spec, cur.W, cache.A[-1], self._Y, cache.Z[-1])
         final = cost if math.isfinite(cost) else None
         self._final_cost = (self.steps_done, final)
         return final

@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Header, Path, Query, Request
 
 from service.errors import network_missing
 from service.matrices import Encoding
+from service.netcache import NetworkCache, get_network_cache
 from service.observability import Metrics
 from service.settings import Settings
 from service.store import NetworkMeta, NetworkMissing, NetworkRecord, Store
 from service.updates import NetworkLocks
 
+# These dependencies only read attributes, so they are ``async def``: FastAPI runs a plain
+# ``def`` dependency in the thread pool, and each such hop costs more than the lookup.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     store: Store = request.app.state.store
     return store
 
 
-def get_locks(request: Request) -> NetworkLocks:
+async def get_locks(request: Request) -> NetworkLocks:
     locks: NetworkLocks = request.app.state.locks
     return locks
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.metrics
     return metrics
 
 
-def get_owner(request: Request) -> str:
+async def get_owner(request: Request) -> str:
     """The caller's owner id, set by :class:`service.auth.ApiKeyMiddleware`: a digest of the
     API key, or "" while the service is open (no keys configured)."""
     owner: str = getattr(request.state, "owner", "")
@@ -59,9 +65,14 @@ IfMatch = Annotated[
 ]
 
 
-def load_network(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> NetworkRecord:
+CacheDep = Annotated[NetworkCache, Depends(get_network_cache)]
+
+
+def load_network(
+    network_id: NetworkId, store: StoreDep, owner: OwnerDep, cache: CacheDep
+) -> NetworkRecord:
     try:
-        return store.get_network(network_id, owner)
+        return cache.load(store, network_id, owner)
     except NetworkMissing:
         raise network_missing(network_id) from None
 
@@ -73,5 +84,17 @@ def load_meta(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> Networ
         raise network_missing(network_id) from None
 
 
+NetworkLoader = Callable[[], NetworkRecord]
+
+
+async def network_loader(
+    network_id: NetworkId, store: StoreDep, owner: OwnerDep, cache: CacheDep
+) -> NetworkLoader:
+    """:func:`load_network` deferred: the route calls it in its own thread-pool turn, which
+    spares hot routes (a one-example prediction) a second hop to the thread pool."""
+    return partial(load_network, network_id, store, owner, cache)
+
+
 NetworkDep = Annotated[NetworkRecord, Depends(load_network)]
+NetworkLoaderDep = Annotated[NetworkLoader, Depends(network_loader)]
 MetaDep = Annotated[NetworkMeta, Depends(load_meta)]

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_response
+from service.matrices import note_body
 
 
 class _NonFinite(ValueError):
@@ -37,12 +38,20 @@ class OrjsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
-            try:
-                self._json = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                _explain_non_finite(body)
-                raise
+            self._json = parse_json(body)
         return self._json
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body with orjson, and note for the matrix decoder whether it holds
+    any true/false (see :func:`service.matrices.note_body`)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        _explain_non_finite(body)
+        raise
+    note_body(body, parsed)
+    return parsed
 
 
 def _explain_non_finite(body: bytes) -> None:

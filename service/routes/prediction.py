@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from model import evaluate, predict
-from service.deps import EncodingDep, NetworkDep, SettingsDep
+from service.deps import EncodingDep, NetworkLoaderDep, SettingsDep
 from service.limits import check_batch, finite_answers
 from service.matrices import encode_matrix
 from service.openapi import problems
@@ -29,10 +29,11 @@ router = APIRouter(route_class=OrjsonRoute, tags=["prediction"])
 )
 def predict_batch(
     body: PredictRequest,
-    record: NetworkDep,
+    network: NetworkLoaderDep,
     settings: SettingsDep,
     encoding: EncodingDep = "json",
 ) -> ORJSONResponse:
+    record = network()
     check_batch(record.network.spec, body.X.shape[1], settings)
     with finite_answers() as check:
         A, predictions = predict(record.network, body.X)
@@ -55,8 +56,9 @@ def predict_batch(
     responses=problems(400, 404, 413, 422),
 )
 def evaluate_batch(
-    body: EvaluateRequest, record: NetworkDep, settings: SettingsDep
+    body: EvaluateRequest, network: NetworkLoaderDep, settings: SettingsDep
 ) -> ORJSONResponse:
+    record = network()
     check_batch(record.network.spec, body.X.shape[1], settings)
     with finite_answers() as check:
         cost, accuracy, m = evaluate(record.network, body.X, body.Y)

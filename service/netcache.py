@@ -1,0 +1,74 @@
+"""Deserialized networks kept in memory by (id, version), so that a hot read (a prediction,
+an evaluation, an inspection) costs one small metadata query instead of rebuilding the
+network from its stored bytes every time (``model.from_bytes`` validates every array).
+
+A version names one immutable state of a network's parameters, so an entry can never be
+stale: a changed network has a new version and misses. The owner check stays with the
+store (the metadata query runs first, for every read). Cached networks are shared between
+requests and must not be mutated; nothing in the service mutates a loaded network (the
+Trainer and every update work on copies).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from fastapi import Request
+
+from model import Network
+from service.store import NetworkRecord, Store
+
+DEFAULT_BUDGET_BYTES = 256 * 1024 * 1024
+
+
+def network_bytes(network: Network) -> int:
+    arrays = [*network.W, *network.b, *(a for v in network.optimizer_state.values() for a in v)]
+    return sum(a.nbytes for a in arrays)
+
+
+class NetworkCache:
+    """A least-recently-used map (id, version) -> Network, bounded by parameter bytes."""
+
+    def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[tuple[str, int], tuple[Network, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def load(self, store: Store, network_id: str, owner: str) -> NetworkRecord:
+        """The network as ``store.get_network`` returns it (raising what it raises)."""
+        meta = store.get_meta(network_id, owner)
+        with self._lock:
+            entry = self._entries.get((network_id, meta.version))
+            if entry is not None:
+                self._entries.move_to_end((network_id, meta.version))
+                self.hits += 1
+                return NetworkRecord(meta=meta, network=entry[0])
+            self.misses += 1
+        record = store.get_network(network_id, owner)
+        self.put(network_id, record.meta.version, record.network)
+        return record
+
+    def put(self, network_id: str, version: int, network: Network) -> None:
+        size = network_bytes(network)
+        if size > self.budget_bytes:
+            return
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == network_id]:  # older versions
+                self._bytes -= self._entries.pop(key)[1]
+            self._entries[(network_id, version)] = (network, size)
+            self._bytes += size
+            while self._bytes > self.budget_bytes:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
+
+
+async def get_network_cache(request: Request) -> NetworkCache:
+    """The application's cache, made on first use (async: no thread-pool hop for a lookup)."""
+    cache: NetworkCache | None = getattr(request.app.state, "network_cache", None)
+    if cache is None:
+        cache = request.app.state.network_cache = NetworkCache()
+    return cache

@@ -1,0 +1,60 @@
+"""The in-memory network cache: hot reads skip deserialization, a new version always misses,
+the owner check stays with the store, and the byte budget holds."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from fastapi import FastAPI
+
+from model import build_spec, create_network
+from service.netcache import NetworkCache, network_bytes
+from service.store import NetworkMissing, SQLiteStore
+
+from .helpers import XOR_X, XOR_Y, create
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_predictions_follow_every_new_version(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    net = await create(client)
+    path = f"/networks/{net['id']}/predict"
+    first = await client.post(path, json={"X": XOR_X})
+    again = await client.post(path, json={"X": XOR_X})
+    assert first.json() == again.json()
+    cache: NetworkCache = app.state.network_cache
+    assert (cache.misses, cache.hits) == (1, 1)
+    trained = await client.post(
+        f"/networks/{net['id']}/train", json={"X": XOR_X, "Y": XOR_Y, "epochs": 50}
+    )
+    assert trained.status_code == 200
+    after = await client.post(path, json={"X": XOR_X})
+    assert after.json()["version"] == first.json()["version"] + 1
+    assert after.json()["A"] != first.json()["A"]
+    assert cache.misses == 2
+
+
+def test_the_owner_check_stays_with_the_store(store: SQLiteStore) -> None:
+    network = create_network(build_spec([2, 3, 1], seed=1))
+    store.create_network("n1", "alice", None, network)
+    cache = NetworkCache()
+    record = cache.load(store, "n1", "alice")
+    np.testing.assert_array_equal(record.network.W[0], network.W[0])
+    with pytest.raises(NetworkMissing):
+        cache.load(store, "n1", "bob")
+    assert cache.load(store, "n1", "alice").network is record.network
+
+
+def test_the_budget_evicts_the_least_recently_used() -> None:
+    network = create_network(build_spec([4, 3, 1], seed=1))
+    size = network_bytes(network)
+    cache = NetworkCache(budget_bytes=2 * size)
+    for name in ("a", "b", "c"):
+        cache.put(name, 1, network)
+    assert [key[0] for key in cache._entries] == ["b", "c"]
+    cache.put("b", 2, network)  # a new version replaces the old one
+    assert list(cache._entries) == [("c", 1), ("b", 2)]
+    NetworkCache(budget_bytes=size - 1).put("big", 1, network)  # too big: not kept
