@@ -11,8 +11,15 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from service.errors import Conflict, network_missing
-from service.store import NetworkMissing, NetworkRecord, Store, Update, VersionConflict
+from service.errors import Conflict, network_busy, network_missing
+from service.store import (
+    NetworkBusy,
+    NetworkMissing,
+    NetworkRecord,
+    Store,
+    Update,
+    VersionConflict,
+)
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 50
@@ -42,6 +49,8 @@ def update_network(
     """Run ``compute`` on the current record and commit its :class:`Update`.
 
     With ``if_match`` the caller asked for one version: a different one is a 409, not a retry.
+    While a training job holds the network it is a 409 naming the job: checked before the
+    work (to spare it) and, what decides, by the store in the commit's transaction.
     """
     with locks(network_id):
         for _ in range(MAX_ATTEMPTS):
@@ -51,11 +60,16 @@ def update_network(
                 raise network_missing(network_id) from None
             if if_match is not None and record.meta.version != if_match:
                 raise _stale(if_match, record.meta.version)
+            holder = store.active_job(network_id)
+            if holder is not None:
+                raise network_busy(holder)
             update, outcome = compute(record)
             try:
                 return store.commit_update(network_id, owner, record.meta.version, update), outcome
             except NetworkMissing:
                 raise network_missing(network_id) from None
+            except NetworkBusy as busy:
+                raise network_busy(busy.job_id) from None
             except VersionConflict as conflict:
                 if if_match is not None:
                     raise _stale(if_match, conflict.current) from None

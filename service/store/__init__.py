@@ -1,7 +1,14 @@
 """Persistence: the :class:`Store` interface and its backends."""
 
 from service.store.base import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    JobMissing,
+    JobRecord,
+    JobRequest,
+    JobStatus,
     LastGradients,
+    NetworkBusy,
     NetworkMeta,
     NetworkMissing,
     NetworkRecord,
@@ -21,7 +28,14 @@ def open_store(database_url: str) -> Store:
 
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "FINAL_STATUSES",
+    "JobMissing",
+    "JobRecord",
+    "JobRequest",
+    "JobStatus",
     "LastGradients",
+    "NetworkBusy",
     "NetworkMeta",
     "NetworkMissing",
     "NetworkRecord",

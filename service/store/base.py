@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from model import Network, NetworkSpec
+from numpy.typing import NDArray
+
+from model import Network, NetworkSpec, TrainOptions
 
 
 class StoreError(Exception):
@@ -30,6 +32,18 @@ class VersionConflict(StoreError):
     def __init__(self, current: int) -> None:
         super().__init__(f"the network is at version {current}")
         self.current = current
+
+
+class NetworkBusy(StoreError):
+    """A queued or running training job holds the network; only that job may change it."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"training job {job_id} holds the network")
+        self.job_id = job_id
+
+
+class JobMissing(StoreError):
+    """No such job (for this owner)."""
 
 
 def utc_now() -> str:
@@ -75,6 +89,48 @@ class Update:
     network: Network
     history: Sequence[tuple[int, float]] = ()
     gradients: LastGradients | None = None
+    job_id: str | None = None  # a job's checkpoint: allowed while that job holds the network
+
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+ACTIVE_STATUSES: tuple[JobStatus, ...] = ("queued", "running")
+FINAL_STATUSES: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True, eq=False)
+class JobRequest:
+    """What a training job runs: the batch ``X`` (n_x, m), ``Y`` (n_L, m) and its options."""
+
+    X: NDArray[Any]
+    Y: NDArray[Any]
+    options: TrainOptions
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A training job as stored. ``step`` counts this job's completed updates (0 to
+    ``total_steps``) as of its last report; ``cost`` is the last reported step's cost and
+    ``final_cost`` the whole batch's after the last update (succeeded jobs only). ``runner``
+    names the process that holds the job while it is active."""
+
+    id: str
+    network_id: str
+    owner: str
+    status: JobStatus
+    step: int
+    total_steps: int
+    cost: float | None
+    final_cost: float | None
+    error: str | None
+    cancel_requested: bool
+    runner: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
 
 
 class Store(Protocol):
@@ -103,10 +159,79 @@ class Store(Protocol):
         self, network_id: str, owner: str, expected_version: int, update: Update
     ) -> NetworkRecord:
         """Apply ``update`` if the network is still at ``expected_version``, in one
-        transaction; raise :class:`VersionConflict` or :class:`NetworkMissing` otherwise."""
+        transaction; raise :class:`VersionConflict` or :class:`NetworkMissing` otherwise,
+        and :class:`NetworkBusy` if an active job other than ``update.job_id`` holds it."""
 
     def history(self, network_id: str) -> list[tuple[int, float]]: ...
 
     def last_gradients(self, network_id: str) -> LastGradients | None: ...
+
+    # ---- training jobs ------------------------------------------------------------------
+    # A job is created ``queued`` by the process that will run it (its ``runner``), claimed
+    # (``running``), reports progress, and ends ``succeeded``, ``failed`` or ``cancelled``.
+    # While it is queued or running it holds its network: nothing else may commit to it.
+    # Runners prove they are alive with a lease their heartbeat renews (SQLite also holds a
+    # file lock, which a dead process loses at once), so a process that dies leaves jobs any
+    # other one can fail.
+
+    def create_job(
+        self,
+        job_id: str,
+        network_id: str,
+        owner: str,
+        request: JobRequest,
+        total_steps: int,
+        runner: str,
+    ) -> JobRecord:
+        """Insert a ``queued`` job held by ``runner``, in the transaction that checks that no
+        other job is active on the network. Raise :class:`NetworkMissing` or
+        :class:`NetworkBusy` (naming the active job)."""
+
+    def get_job(self, job_id: str, owner: str) -> JobRecord:
+        """Raise :class:`JobMissing`."""
+
+    def list_jobs(self, network_id: str, owner: str) -> list[JobRecord]:
+        """The network's jobs, oldest first."""
+
+    def active_job(self, network_id: str) -> str | None:
+        """The id of the job that holds the network, if any."""
+
+    def claim_job(self, job_id: str, runner: str) -> JobRequest | None:
+        """Move the job from ``queued`` to ``running`` for ``runner`` (setting
+        ``started_at``) and return what it runs; None if it is no longer queued (cancelled,
+        failed, deleted with its network), so exactly one claimer wins."""
+
+    def record_progress(self, job_id: str, step: int, cost: float | None) -> bool:
+        """Store a running job's progress. Return whether it should go on: False once a
+        cancellation was requested or the job is no longer running (or no longer exists)."""
+
+    def request_cancel(self, job_id: str, owner: str) -> JobRecord:
+        """Cancel a job: a queued one ends ``cancelled`` at once; a running one gets
+        ``cancel_requested``, which its runner sees through :meth:`record_progress`; a
+        finished one is left as it is. Return the job; raise :class:`JobMissing`."""
+
+    def finish_job(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        step: int,
+        cost: float | None,
+        final_cost: float | None = None,
+        error: str | None = None,
+    ) -> JobRecord | None:
+        """End an active job with a final ``status``; a job already finished keeps its end.
+        Return the job as stored, None if it no longer exists."""
+
+    def register_runner(self, runner: str, lease_seconds: float = 10.0) -> None:
+        """Take or renew ``runner``'s lease for ``lease_seconds``: its jobs are not orphans
+        while the lease lasts and its process lives. Call again (a heartbeat) to renew."""
+
+    def release_runner(self, runner: str) -> None: ...
+
+    def fail_orphaned_jobs(self, error: str) -> list[str]:
+        """Mark ``failed`` (with ``error``) every active job whose runner's lease ran out, was
+        released or never was, or whose process is gone; return their ids. Called at start-up
+        and by every heartbeat."""
 
     def close(self) -> None: ...

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from model import NetworkSpec
-from service.store.base import LastGradients
+from model import NetworkSpec, TrainOptions
+from service.store.base import JobRequest, LastGradients
 
 
 def gradients_to_bytes(gradients: LastGradients) -> bytes:
@@ -35,3 +35,23 @@ def spec_to_json(spec: NetworkSpec) -> str:
 def spec_from_json(text: str) -> NetworkSpec:
     data: dict[str, Any] = json.loads(text)
     return NetworkSpec.from_dict(data)
+
+
+def job_request_to_bytes(request: JobRequest) -> bytes:
+    """X, Y and the options (as JSON text in a string array) in one ``.npz``."""
+    options = request.options
+    settings = {
+        "epochs": options.epochs,
+        "batch_size": options.batch_size,
+        "shuffle_seed": options.shuffle_seed,
+        "learning_rate": options.learning_rate,
+    }
+    buffer = io.BytesIO()
+    np.savez(buffer, X=request.X, Y=request.Y, options=np.array(json.dumps(settings)))
+    return buffer.getvalue()
+
+
+def job_request_from_bytes(data: bytes) -> JobRequest:
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        settings: dict[str, Any] = json.loads(str(arrays["options"]))
+        return JobRequest(X=arrays["X"], Y=arrays["Y"], options=TrainOptions(**settings))

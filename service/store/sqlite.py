@@ -4,19 +4,36 @@ Each thread gets its own connection (sqlite3 connections are not to be shared ac
 threads). Writes run in ``BEGIN IMMEDIATE`` transactions, so two processes serving the same
 file serialize their writes in SQLite itself; the version check in :meth:`commit_update`
 turns a lost race into a :class:`VersionConflict` the caller retries.
+
+A job runner is alive while its lease (``runners.lease_until``, renewed by its heartbeat)
+lasts and it holds an exclusive ``flock`` on a file beside the database
+(``<db>.runners/<runner>.lock``). The kernel drops the lock when the process ends, even by
+SIGKILL, so the next process to start fails a dead runner's jobs at once rather than after
+its lease.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from model import Network, from_bytes, to_bytes
 from service.store.base import (
+    ACTIVE_STATUSES,
+    FINAL_STATUSES,
+    JobMissing,
+    JobRecord,
+    JobRequest,
+    JobStatus,
     LastGradients,
+    NetworkBusy,
     NetworkMeta,
     NetworkMissing,
     NetworkRecord,
@@ -27,6 +44,8 @@ from service.store.base import (
 from service.store.blobs import (
     gradients_from_bytes,
     gradients_to_bytes,
+    job_request_from_bytes,
+    job_request_to_bytes,
     spec_from_json,
     spec_to_json,
 )
@@ -60,9 +79,42 @@ MIGRATIONS: tuple[str, ...] = (
         body BLOB NOT NULL
     );
     """,
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
+        owner TEXT NOT NULL,
+        status TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        total_steps INTEGER NOT NULL,
+        cost REAL,
+        final_cost REAL,
+        error TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        runner TEXT,
+        request BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX jobs_by_network ON jobs (network_id, created_at);
+    CREATE UNIQUE INDEX jobs_one_active_per_network ON jobs (network_id)
+        WHERE status IN ('queued', 'running');
+    CREATE INDEX jobs_active_by_runner ON jobs (runner) WHERE status IN ('queued', 'running');
+    CREATE TABLE runners (
+        id TEXT PRIMARY KEY,
+        lease_until REAL NOT NULL
+    );
+    """,
 )
 
 _META_COLUMNS = "id, owner, name, spec, version, steps_trained, created_at, updated_at"
+_JOB_COLUMNS = (
+    "id, network_id, owner, status, step, total_steps, cost, final_cost, error, "
+    "cancel_requested, runner, created_at, started_at, finished_at"
+)
+_ACTIVE = "status IN ('queued', 'running')"
+_RUNNER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
 def sqlite_path(url: str) -> Path:
@@ -75,6 +127,7 @@ class SQLiteStore:
         self.path = path
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
+        self._runners: dict[str, int] = {}  # runner -> the descriptor holding its lock
         path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
 
@@ -247,6 +300,9 @@ class SQLiteStore:
             if row is None:
                 raise NetworkMissing(network_id)
             meta = self._meta(row)
+            holder = self._active_job(conn, network_id)
+            if holder is not None and holder != update.job_id:
+                raise NetworkBusy(holder)
             if meta.version != expected_version:
                 raise VersionConflict(meta.version)
             version = meta.version + 1
@@ -300,3 +356,234 @@ class SQLiteStore:
             return None
         version, step, cost, body = row
         return gradients_from_bytes(body, int(version), int(step), float(cost))
+
+    # ---- training jobs -----------------------------------------------------------------
+
+    @staticmethod
+    def _job(row: tuple[object, ...]) -> JobRecord:
+        (id_, network_id, owner, status, step, total, cost, final_cost, error) = row[:9]
+        cancel_requested, runner, created, started, finished = row[9:]
+        return JobRecord(
+            id=str(id_),
+            network_id=str(network_id),
+            owner=str(owner),
+            status=_status(status),
+            step=int(str(step)),
+            total_steps=int(str(total)),
+            cost=None if cost is None else float(str(cost)),
+            final_cost=None if final_cost is None else float(str(final_cost)),
+            error=None if error is None else str(error),
+            cancel_requested=bool(cancel_requested),
+            runner=None if runner is None else str(runner),
+            created_at=str(created),
+            started_at=None if started is None else str(started),
+            finished_at=None if finished is None else str(finished),
+        )
+
+    @staticmethod
+    def _active_job(conn: sqlite3.Connection, network_id: str) -> str | None:
+        row = conn.execute(
+            f"SELECT id FROM jobs WHERE network_id = ? AND {_ACTIVE}", (network_id,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _read_job(self, conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
+        row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else self._job(row)
+
+    def create_job(
+        self,
+        job_id: str,
+        network_id: str,
+        owner: str,
+        request: JobRequest,
+        total_steps: int,
+        runner: str,
+    ) -> JobRecord:
+        body = job_request_to_bytes(request)
+        now = utc_now()
+        with self._write() as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM networks WHERE id = ? AND owner = ?", (network_id, owner)
+            ).fetchone()
+            if exists is None:
+                raise NetworkMissing(network_id)
+            holder = self._active_job(conn, network_id)
+            if holder is not None:
+                raise NetworkBusy(holder)
+            conn.execute(
+                "INSERT INTO jobs (id, network_id, owner, status, step, total_steps, runner, "
+                "request, created_at) VALUES (?, ?, ?, 'queued', 0, ?, ?, ?, ?)",
+                (job_id, network_id, owner, total_steps, runner, body, now),
+            )
+            job = self._read_job(conn, job_id)
+        assert job is not None  # inserted just above, in the same transaction
+        return job
+
+    def get_job(self, job_id: str, owner: str) -> JobRecord:
+        job = self._read_job(self._connection(), job_id)
+        if job is None or job.owner != owner:
+            raise JobMissing(job_id)
+        return job
+
+    def list_jobs(self, network_id: str, owner: str) -> list[JobRecord]:
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE network_id = ? AND owner = ? "
+                "ORDER BY created_at, rowid",
+                (network_id, owner),
+            )
+            .fetchall()
+        )
+        return [self._job(row) for row in rows]
+
+    def active_job(self, network_id: str) -> str | None:
+        return self._active_job(self._connection(), network_id)
+
+    def claim_job(self, job_id: str, runner: str) -> JobRequest | None:
+        with self._write() as conn:
+            claimed = conn.execute(
+                "UPDATE jobs SET status = 'running', runner = ?, started_at = ? "
+                "WHERE id = ? AND status = 'queued'",
+                (runner, utc_now(), job_id),
+            ).rowcount
+            if not claimed:
+                return None
+            (body,) = conn.execute("SELECT request FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return job_request_from_bytes(body)
+
+    def record_progress(self, job_id: str, step: int, cost: float | None) -> bool:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE jobs SET step = ?, cost = ? WHERE id = ? AND status = 'running'",
+                (step, cost, job_id),
+            )
+            row = conn.execute(
+                "SELECT status, cancel_requested FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        return row is not None and row[0] == "running" and not row[1]
+
+    def request_cancel(self, job_id: str, owner: str) -> JobRecord:
+        with self._write() as conn:
+            job = self._read_job(conn, job_id)
+            if job is None or job.owner != owner:
+                raise JobMissing(job_id)
+            if job.status == "queued":
+                conn.execute(
+                    "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, "
+                    "finished_at = ? WHERE id = ?",
+                    (utc_now(), job_id),
+                )
+            elif job.status == "running":
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            else:
+                return job
+            job = self._read_job(conn, job_id)
+        assert job is not None  # read in the same transaction
+        return job
+
+    def finish_job(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        step: int,
+        cost: float | None,
+        final_cost: float | None = None,
+        error: str | None = None,
+    ) -> JobRecord | None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = ?, step = ?, cost = ?, final_cost = ?, error = ?, "
+                f"finished_at = ? WHERE id = ? AND {_ACTIVE}",
+                (status, step, cost, final_cost, error, utc_now(), job_id),
+            )
+            return self._read_job(conn, job_id)
+
+    # ---- runners' leases and liveness tokens -------------------------------------------
+
+    def _token_path(self, runner: str) -> Path:
+        if not _RUNNER_NAME.fullmatch(runner):
+            raise ValueError(f"a runner name is 1-100 of [A-Za-z0-9_.-]; received {runner!r}")
+        return self.path.with_name(self.path.name + ".runners") / f"{runner}.lock"
+
+    def register_runner(self, runner: str, lease_seconds: float = 10.0) -> None:
+        path = self._token_path(runner)
+        if runner not in self._runners:
+            path.parent.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._runners[runner] = fd
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO runners (id, lease_until) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET lease_until = excluded.lease_until",
+                (runner, time.time() + lease_seconds),
+            )
+
+    def release_runner(self, runner: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM runners WHERE id = ?", (runner,))
+        fd = self._runners.pop(runner, None)
+        if fd is not None:
+            self._token_path(runner).unlink(missing_ok=True)
+            os.close(fd)  # closing the descriptor drops the lock
+
+    def _holds_token(self, runner: str) -> bool:
+        if runner in self._runners:
+            return True
+        try:
+            fd = os.open(self._token_path(runner), os.O_RDWR)
+        except (FileNotFoundError, ValueError):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # its process holds the lock: alive
+        finally:
+            os.close(fd)
+        self._token_path(runner).unlink(missing_ok=True)
+        return False
+
+    def fail_orphaned_jobs(self, error: str) -> list[str]:
+        conn = self._connection()
+        leased = {
+            str(runner)
+            for (runner,) in conn.execute(
+                "SELECT id FROM runners WHERE lease_until >= ?", (time.time(),)
+            )
+        }
+        rows = conn.execute(f"SELECT DISTINCT runner FROM jobs WHERE {_ACTIVE}").fetchall()
+        dead = [
+            str(runner)
+            for (runner,) in rows
+            if str(runner) not in leased or not self._holds_token(str(runner))
+        ]
+        if not dead:
+            return []
+        marks = ", ".join("?" * len(dead))
+        with self._write() as conn:
+            conn.execute(f"DELETE FROM runners WHERE id IN ({marks})", dead)
+            ids = [
+                str(job_id)
+                for (job_id,) in conn.execute(
+                    f"SELECT id FROM jobs WHERE {_ACTIVE} AND runner IN ({marks})", dead
+                ).fetchall()
+            ]
+            conn.executemany(
+                "UPDATE jobs SET status = 'failed', error = ?, finished_at = ? WHERE id = ?",
+                [(error, utc_now(), job_id) for job_id in ids],
+            )
+        return ids
+
+
+def _status(value: object) -> JobStatus:
+    for status in (*ACTIVE_STATUSES, *FINAL_STATUSES):
+        if value == status:
+            return status
+    raise ValueError(f"unknown job status {value!r} in the store")
