@@ -6,17 +6,19 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from prometheus_client.core import GaugeMetricFamily
 
 from service.auth import ApiKeyMiddleware
 from service.errors import install_error_handlers
+from service.jobs import JobManager
 from service.observability import Metrics, RequestContext, configure_logging
 from service.openapi import DESCRIPTION, build_openapi
 from service.plumbing import BodySizeLimit
 from service.responses import ORJSONResponse
-from service.routes import health, inspection, metrics, networks, prediction, training
+from service.routes import health, inspection, jobs, metrics, networks, prediction, training
 from service.routes.v2 import router as v2_router
 from service.settings import Settings, get_settings
 from service.store import Store, open_store
@@ -25,6 +27,7 @@ from service.updates import NetworkLocks
 TAGS = [
     {"name": "networks", "description": "Create networks and read or replace their parameters."},
     {"name": "training", "description": "Gradient descent, synchronously, and the cost history."},
+    {"name": "jobs", "description": "Long training runs in the background: progress, cancel."},
     {"name": "inspection", "description": "Costs, activations and every gradient."},
     {"name": "prediction", "description": "Predictions and evaluation."},
     {"name": "operations", "description": "Health and readiness."},
@@ -52,9 +55,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         opened = store is None
         if opened:
             app.state.store = open_store(settings.database_url)
+        app.state.jobs.start()  # and fail the jobs a dead process left behind
         try:
             yield
         finally:
+            await anyio.to_thread.run_sync(app.state.jobs.stop)  # checkpoints running jobs
             if opened:
                 app.state.store.close()
 
@@ -69,9 +74,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.locks = NetworkLocks()
+    app.state.jobs = JobManager(settings, lambda: app.state.store)
     app.state.metrics = counters = Metrics()
     counters.add_gauges(lambda: _store_gauges(app))
-    for module in (networks, training, inspection, prediction, health, metrics):
+    for module in (networks, training, jobs, inspection, prediction, health, metrics):
         app.include_router(module.router)
     app.include_router(v2_router)
     install_error_handlers(app)

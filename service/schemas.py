@@ -205,6 +205,39 @@ class HistoryResponse(BaseModel):
     costs: list[CostPoint]
 
 
+class JobPublic(BaseModel):
+    id: str
+    network_id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    step: int = Field(description="updates this job has made (0 to total_steps)")
+    total_steps: int = Field(description="updates the job makes: epochs x batches per epoch")
+    cost: float | None = Field(description="the last step's cost, from its forward pass")
+    final_cost: float | None = Field(
+        description="succeeded: the whole batch's cost after the last update"
+    )
+    elapsed_s: float | None = Field(description="seconds since the job started")
+    eta_seconds: float | None = Field(description="while running: estimated seconds left")
+    eta_s: float | None = Field(description="the same as eta_seconds, as progress events name it")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: str | None = Field(description="why a failed job failed")
+
+
+class JobList(BaseModel):
+    jobs: list[JobPublic]
+
+
+class JobProgress(BaseModel):
+    """The data of a ``progress`` event."""
+
+    step: int
+    total_steps: int
+    cost: float | None
+    elapsed_s: float | None
+    eta_s: float | None
+
+
 class LayerGradients(BaseModel):
     layer: int
     Z: MatrixOut | None = None

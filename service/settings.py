@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,21 @@ class Settings(BaseSettings):
     )
     max_history_points: int = Field(
         100_000, ge=100, description="GET /history thins evenly past this many points."
+    )
+    max_concurrent_jobs: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Training jobs one process runs at once; the rest wait, queued.",
+    )
+    checkpoint_seconds: float = Field(
+        2.0, gt=0, le=3600, description="A running job commits its progress this often."
+    )
+    job_lease_seconds: float = Field(
+        10.0,
+        ge=0.2,
+        le=3600,
+        description="A process's hold on its jobs, renewed every quarter of it; once it runs "
+        "out (the process hung or died) any other process fails them.",
     )
     api_keys: str = Field("", description="Comma-separated API keys; empty: the service is open.")
     max_networks_per_owner: int = Field(
