@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 
 from model import TrainOptions, TrainResult, train
 from service.deps import (
@@ -25,6 +26,7 @@ from service.resources import network_resource
 from service.responses import ORJSONResponse, versioned
 from service.schemas import HistoryResponse, TrainRequest, TrainResponse
 from service.store import LastGradients, NetworkRecord, Update
+from service.svg import Curve, Scale, empty_chart, line_chart
 from service.updates import update_network
 
 router = APIRouter(route_class=OrjsonRoute, tags=["training"])
@@ -128,3 +130,35 @@ def history(meta: MetaDep, store: StoreDep, settings: SettingsDep) -> ORJSONResp
         keep = np.unique(np.linspace(0, len(points) - 1, limit).round().astype(np.int64))
         points = [points[i] for i in keep]
     return versioned({"costs": costs_body(points)}, meta.version)
+
+
+@router.get(
+    "/networks/{network_id}/history.svg",
+    response_class=Response,
+    summary="The cost curve, as an SVG image",
+    description=(
+        "Cost against step for every recorded step, with axes, tick labels and a title; "
+        "`?scale=log` draws the cost on a log scale. Before any training the image says so. "
+        "Open it in a browser: `curl -o cost.svg $BASE/networks/$ID/history.svg`."
+    ),
+    responses={
+        200: {
+            "description": "The chart",
+            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+        },
+        **problems(404, 422),
+    },
+)
+def history_svg(
+    meta: MetaDep,
+    store: StoreDep,
+    scale: Annotated[Scale, Query(description="linear or log (the cost axis)")] = "linear",
+) -> Response:
+    title = f"Cost history: {meta.name or meta.id}"
+    points = store.history(meta.id)
+    if points:
+        steps, costs = zip(*points, strict=True)
+        svg = line_chart([Curve(meta.name or "cost", steps, costs)], title=title, scale=scale)
+    else:
+        svg = empty_chart(title, "No training steps recorded yet: train the network, then reload.")
+    return Response(svg, media_type="image/svg+xml", headers={"ETag": f'"{meta.version}"'})
