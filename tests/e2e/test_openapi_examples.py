@@ -1,6 +1,6 @@
 """The explorer's examples, run in order as a person clicking "Try it out" would, through a
-real server: each succeeds. The network id comes from the create answer, as a person would
-paste it."""
+real server: each succeeds. The network id comes from the create answer, and the job id from
+the job's, as a person would paste them."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ ORDER = [
     ("put", "/networks/{network_id}/parameters"),
     ("post", "/networks/{network_id}/train"),
     ("get", "/networks/{network_id}/history"),
+    ("post", "/networks/{network_id}/jobs"),
+    ("get", "/jobs/{job_id}"),
+    ("get", "/jobs/{job_id}/events"),  # streams until the job ends
+    ("delete", "/jobs/{job_id}"),  # a finished job: answers its final state
+    ("get", "/networks/{network_id}/jobs"),
+    ("get", "/networks/{network_id}/history.svg"),
     ("post", "/networks/{network_id}/gradients"),
     ("get", "/networks/{network_id}/gradients"),
     ("post", "/networks/{network_id}/gradient-check"),
@@ -26,6 +32,7 @@ ORDER = [
     ("post", "/networks/{network_id}/evaluate"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("delete", "/networks/{network_id}"),
 ]
 
@@ -44,15 +51,18 @@ def test_every_example_succeeds_in_order() -> None:
             (m, p) for p, ops in schema["paths"].items() if not p.startswith("/v2") for m in ops
         }
         assert documented <= set(ORDER), documented - set(ORDER)
-        network_id = ""
+        network_id = job_id = ""
         for method, path in ORDER:
             if (method, path) not in documented:
                 continue
             operation = schema["paths"][path][method]
             body = _example(schema, operation) if "requestBody" in operation else None
-            response = client.request(method, path.format(network_id=network_id), json=body)
+            url = path.format(network_id=network_id, job_id=job_id)
+            response = client.request(method, url, json=body)
             assert response.status_code < 300, (method, path, response.text)
             if (method, path) == ("post", "/networks"):
                 network_id = response.json()["id"]
+            if (method, path) == ("post", "/networks/{network_id}/jobs"):
+                job_id = response.json()["id"]
         trained = client.get(f"/networks/{network_id}")
         assert trained.status_code == 404  # deleted last
