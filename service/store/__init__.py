@@ -24,6 +24,10 @@ def open_store(database_url: str) -> Store:
     """The backend ``database_url`` names."""
     if database_url.startswith("sqlite:///"):
         return SQLiteStore.from_url(database_url)
+    if database_url.startswith(("postgresql://", "postgres://")):
+        from service.store.postgres import PostgresStore  # psycopg loads only when used
+
+        return PostgresStore.from_url(database_url)
     raise ValueError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs yet")
 
 
