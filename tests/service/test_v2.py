@@ -21,7 +21,7 @@ from service.deps import get_owner
 from service.main import create_app
 from service.settings import Settings
 from service.store import SQLiteStore
-from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, create
+from tests.service.helpers import XOR_X, XOR_Y, create
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 ROWS = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]  # XOR_X, one row per example
@@ -562,11 +562,10 @@ async def test_limits(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             net = await create(client)
             assert_error(await infer(client, net["id"], infer_body()), 400, "the limit is 3")
-            # The service-wide body limit applies here too (as problem+json, before any route).
+            # The service-wide body limit applies here too, before any route, in the
+            # protocol's own {"error"} form.
             big = infer_body([0.0] * 1000, [500, 2])
-            response = await infer(client, net["id"], big)
-            assert response.status_code == 413
-            assert response.headers["content-type"].startswith(PROBLEM_JSON)
+            assert_error(await infer(client, net["id"], big), 413, "limit of 2048 bytes")
             # ... and to what a compressed body expands to.
             headers = {"Content-Encoding": "gzip"}
             expanded = await infer(client, net["id"], gzip.compress(orjson.dumps(big)), headers)
