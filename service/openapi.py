@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.auth import is_public
-from service.errors import PROBLEM_JSON
+from service.errors import PROBLEM_JSON, is_v2
 from service.schemas import Problem
 
 DESCRIPTION = r"""
@@ -116,7 +116,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             elif keyed:
                 operation["responses"].setdefault("401", {})
             for code, answer in operation.get("responses", {}).items():
-                if code[0] in "45" and not route.startswith("/v2/"):
+                if code[0] in "45" and not is_v2(route):
                     answer["content"] = _problem_content()
                     answer["description"] = HTTPStatus(int(code)).phrase
     app.openapi_schema = schema
