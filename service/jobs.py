@@ -32,6 +32,7 @@ from typing import Any, Literal
 from model import ModelError, Trainer, TrainingDiverged, TrainResult
 from service.settings import Settings
 from service.store import (
+    JobEnded,
     JobMissing,
     JobRecord,
     JobRequest,
@@ -203,8 +204,8 @@ class JobManager:
         return job_resource(job, self.local(job_id))
 
     def cancel(self, job_id: str, owner: str, wait: float = 1.0) -> dict[str, Any]:
-        """Ask the job to stop; wait up to ``wait`` seconds for a job this process runs to
-        end, and return its resource. A finished job is answered as it is."""
+        """Ask the job to stop; wait up to ``wait`` seconds for it to end (whichever process
+        runs it), and return its resource. A finished job is answered as it is."""
         job = self.store.request_cancel(job_id, owner)
         live = self.local(job_id)
         if live is not None:
@@ -213,6 +214,11 @@ class JobManager:
                 live.done.wait(wait)
             elif live.final is None:
                 live.final = job
+        elif job.active:  # another process runs it and sees the request at its next report
+            deadline = time.monotonic() + wait
+            while job.active and time.monotonic() < deadline:
+                time.sleep(0.05)
+                job = self.store.get_job(job_id, owner)
         return self.resource(job_id, owner)
 
     # ---- heartbeat -----------------------------------------------------------------------
@@ -331,7 +337,13 @@ class JobManager:
                 if not store.record_progress(job.id, trainer.steps_done, step.cost):
                     live.stop(self._why_stop(job))
             if now - last_checkpoint >= self._settings.checkpoint_seconds:
-                version, committed = self._checkpoint(live, trainer.result(), version, committed)
+                try:
+                    version, committed = self._checkpoint(
+                        live, trainer.result(), version, committed
+                    )
+                except JobEnded:  # failed elsewhere since the last report: the store refused
+                    live.stop_reason = "lost"
+                    break
                 last_checkpoint = time.monotonic()
         if live.stop_reason == "lost":  # another process ended it: it may not write any more
             self._finish(live, "failed")  # changes nothing stored; records the end it has
@@ -341,6 +353,9 @@ class JobManager:
             self._checkpoint(live, result, version, committed)
         except NetworkMissing:
             self._finish(live, "cancelled")
+            return
+        except JobEnded:  # as above, between the last report and this commit
+            self._finish(live, "failed")
             return
         done = trainer.steps_done
         if diverged is not None:

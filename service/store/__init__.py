@@ -3,6 +3,7 @@
 from service.store.base import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
+    JobEnded,
     JobMissing,
     JobRecord,
     JobRequest,
@@ -34,6 +35,7 @@ def open_store(database_url: str) -> Store:
 __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "JobEnded",
     "JobMissing",
     "JobRecord",
     "JobRequest",

@@ -46,6 +46,15 @@ class JobMissing(StoreError):
     """No such job (for this owner)."""
 
 
+class JobEnded(StoreError):
+    """A job's checkpoint came after the job ended (another process failed it once its
+    runner's lease ran out, say): the job may not write any more."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"training job {job_id} has ended; its checkpoint is refused")
+        self.job_id = job_id
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -160,7 +169,9 @@ class Store(Protocol):
     ) -> NetworkRecord:
         """Apply ``update`` if the network is still at ``expected_version``, in one
         transaction; raise :class:`VersionConflict` or :class:`NetworkMissing` otherwise,
-        and :class:`NetworkBusy` if an active job other than ``update.job_id`` holds it."""
+        and :class:`NetworkBusy` if an active job other than ``update.job_id`` holds it.
+        A checkpoint of job ``update.job_id`` needs that job to hold the network still:
+        once it has ended, :class:`JobEnded` (its runner lost its lease, say)."""
 
     def history(self, network_id: str) -> list[tuple[int, float]]: ...
 

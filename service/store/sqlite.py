@@ -28,6 +28,7 @@ from model import Network, from_bytes, to_bytes
 from service.store.base import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
+    JobEnded,
     JobMissing,
     JobRecord,
     JobRequest,
@@ -303,6 +304,8 @@ class SQLiteStore:
             holder = self._active_job(conn, network_id)
             if holder is not None and holder != update.job_id:
                 raise NetworkBusy(holder)
+            if update.job_id is not None and holder is None:
+                raise JobEnded(update.job_id)  # a runner that lost its lease writes nothing
             if meta.version != expected_version:
                 raise VersionConflict(meta.version)
             version = meta.version + 1

@@ -14,12 +14,14 @@ import pytest
 
 from model import TrainOptions
 from service.store import (
+    JobEnded,
     JobMissing,
     JobRequest,
     NetworkBusy,
     NetworkMissing,
     Store,
     Update,
+    VersionConflict,
 )
 from tests.store.conftest import OpenStore
 from tests.store.helpers import XOR_X, XOR_Y, new_network, training_update
@@ -254,3 +256,51 @@ def test_a_runner_back_after_its_lease_ran_out_cannot_resume(store: Store, netwo
     store.register_runner("r1", LEASE)  # its heartbeat comes back
     assert not store.record_progress("j1", 7, 0.3)  # so the job stops
     assert store.get_job("j1", "alice").status == "failed"
+
+
+def test_a_job_failed_elsewhere_commits_nothing_more(store: Store, network: str) -> None:
+    """The fence: once another process failed the job (its runner's lease ran out), that
+    runner's next checkpoint is refused, and the network stays at the last one."""
+    store.register_runner("r1", 0.2)
+    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+    store.claim_job("j1", "r1")
+    record = store.get_network(network, "alice")
+    record = store.commit_update(network, "alice", 1, training_update(record, job_id="j1"))
+    time.sleep(0.4)
+    assert store.fail_orphaned_jobs("gone") == ["j1"]
+    with pytest.raises(JobEnded) as ended:
+        store.commit_update(network, "alice", 2, training_update(record, job_id="j1"))
+    assert ended.value.job_id == "j1"
+    assert store.get_meta(network, "alice").version == 2
+    assert [step for step, _ in store.history(network)] == [1]
+
+
+def test_no_commit_lands_after_a_job_takes_the_network(
+    store: Store, open_another: OpenStore, network: str
+) -> None:
+    """Writers on two instances race a job's creation: every commit either lands before the
+    job holds the network or is refused with NetworkBusy; none slips in after."""
+    stores = [store, open_another()]
+    refused: list[str] = []
+
+    def writer(number: int) -> None:
+        mine = stores[number % 2]
+        while True:
+            record = mine.get_network(network, "alice")
+            try:
+                mine.commit_update(network, "alice", record.meta.version, training_update(record))
+            except NetworkBusy as busy:
+                refused.append(busy.job_id)
+                return
+            except VersionConflict:
+                continue
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(writer, number) for number in range(4)]
+        time.sleep(0.3)
+        stores[1].create_job("j1", network, "alice", REQUEST, 100, "r1")
+        version = store.get_meta(network, "alice").version
+        for future in futures:
+            future.result()
+    assert refused == ["j1"] * 4
+    assert store.get_meta(network, "alice").version == version
