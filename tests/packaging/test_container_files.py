@@ -235,3 +235,102 @@ def test_compose_healthcheck_is_the_dockerfiles(
     assert not healthcheck.get("disable", False)
     for option in ("interval", "timeout", "start_period", "retries"):
         assert option in healthcheck
+
+
+# --- docker-compose.yml: the `scale` profile (PostgreSQL, replicas, nginx) -----------------
+
+SCALE_SERVICES = ("postgres", "replica", "nginx")
+NGINX_CONF = REPO / "deploy" / "nginx.conf"
+
+
+def test_a_plain_up_starts_the_sqlite_service_alone(compose: dict[str, Any]) -> None:
+    unprofiled = [name for name, s in compose["services"].items() if not s.get("profiles")]
+    assert unprofiled == ["api"]
+    for name in SCALE_SERVICES:
+        assert compose["services"][name]["profiles"] == ["scale"], name
+
+
+def test_scale_postgres_is_official_checked_and_persistent(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    image, _, tag = postgres["image"].partition(":")
+    assert image == "postgres"
+    assert tag, "a pinned major version"
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    [volume] = postgres["volumes"]
+    assert volume["type"] == "volume"
+    assert volume["source"] in compose["volumes"]
+    assert volume["target"] == "/var/lib/postgresql/data"
+
+
+def test_scale_runs_three_replicas_of_the_image_on_postgres(
+    compose: dict[str, Any], api: dict[str, Any]
+) -> None:
+    replica = compose["services"]["replica"]
+    postgres = compose["services"]["postgres"]["environment"]
+    assert replica["image"] == api["image"]
+    assert replica["build"] == api["build"]
+    assert replica["deploy"]["replicas"] == 3
+    assert "ports" not in replica, "reached through nginx only"
+    url = replica["environment"]["BACKPROP_DATABASE_URL"]
+    assert url.startswith(f"postgresql://{postgres['POSTGRES_USER']}:")
+    assert url.endswith(f"@postgres:5432/{postgres['POSTGRES_DB']}")
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert replica["healthcheck"] == api["healthcheck"]
+
+
+def test_scale_nginx_is_official_and_serves_the_replicas_on_8000(compose: dict[str, Any]) -> None:
+    nginx = compose["services"]["nginx"]
+    image, _, tag = nginx["image"].partition(":")
+    assert image == "nginx"
+    major, minor = (int(part) for part in tag.split("-")[0].split(".")[:2])
+    assert (major, minor) >= (1, 28), "`resolve` in an upstream needs nginx 1.27.3 or newer"
+    assert nginx["ports"] == ["8000:80"]
+    assert nginx["depends_on"]["replica"]["condition"] == "service_healthy"
+    [mount] = nginx["volumes"]
+    assert (REPO / mount["source"]).resolve() == NGINX_CONF
+    assert mount["target"] == "/etc/nginx/conf.d/default.conf"
+    assert mount["read_only"] is True
+    assert "healthz" in " ".join(nginx["healthcheck"]["test"])
+
+
+def nginx_blocks(text: str) -> dict[str, list[str]]:
+    """Every directive of an nginx config (comments dropped), by the block it sits in
+    (``upstream backprop_replicas``, ``location /``, ...); checks that braces balance and
+    that every directive ends with a semicolon."""
+    blocks: dict[str, list[str]] = {}
+    stack = ["main"]
+    statement = ""
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        for char in line + " ":
+            if char == "{":
+                stack.append(" ".join(statement.split()))
+                statement = ""
+            elif char == "}":
+                assert not statement.strip(), f"unterminated directive: {statement!r}"
+                stack.pop()
+                assert stack, "unbalanced '}'"
+            elif char == ";":
+                blocks.setdefault(stack[-1], []).append(" ".join(statement.split()))
+                statement = ""
+            else:
+                statement += char
+    assert stack == ["main"], f"unclosed block(s): {stack[1:]}"
+    assert not statement.strip(), f"unterminated directive: {statement!r}"
+    return blocks
+
+
+def test_nginx_conf_balances_the_replicas_and_streams_events() -> None:
+    blocks = nginx_blocks(NGINX_CONF.read_text())
+    upstream = blocks["upstream backprop_replicas"]
+    assert any(d.startswith("server replica:8000 ") and " resolve" in d for d in upstream)
+    assert any(d.startswith("zone ") for d in upstream), "`resolve` needs a shared zone"
+    assert any(d.startswith("resolver 127.0.0.11") for d in upstream), "Docker's DNS"
+    location = blocks["location /"]
+    assert "proxy_pass http://backprop_replicas" in location
+    assert "proxy_buffering off" in location, "server-sent events must not be buffered"
+    assert "proxy_http_version 1.1" in location
+    assert not any("non_idempotent" in d for d in location), "a POST is never replayed"
+    server = blocks["server"]
+    assert "listen 80" in server
+    assert "client_max_body_size 0" in server, "the service answers 413 itself"
