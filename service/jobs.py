@@ -37,12 +37,11 @@ from service.store import (
     JobRecord,
     JobRequest,
     JobStatus,
-    LastGradients,
     NetworkMissing,
     Store,
-    Update,
 )
 from service.store.base import utc_now
+from service.updates import training_update
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +116,15 @@ class JobManager:
     """Runs this process's training jobs. Thread-safe; :meth:`start` is idempotent and
     :meth:`submit` starts the manager if the lifespan has not (in-process tests)."""
 
-    def __init__(self, settings: Settings, store: Callable[[], Store]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Callable[[], Store],
+        on_steps: Callable[[int], None] = lambda steps: None,
+    ) -> None:
         self._settings = settings
         self._get_store = store
+        self._on_steps = on_steps  # told how many steps each checkpoint committed
         self._guard = threading.Lock()
         self._live: dict[str, LiveJob] = {}
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -390,21 +395,8 @@ class JobManager:
         if len(result.costs) == committed:
             return version, committed
         job = live.record
-        gradients = None
-        if result.last_gradients is not None and result.last_step is not None:
-            gradients = LastGradients(
-                version=version + 1,
-                step=result.last_step.step,
-                cost=result.last_step.cost,
-                dW=result.last_gradients.dW,
-                db=result.last_gradients.db,
-            )
-        update = Update(
-            result.network,
-            history=[(s.step, s.cost) for s in result.costs[committed:]],
-            gradients=gradients,
-            job_id=job.id,
-        )
+        update = training_update(result, version, since=committed, job_id=job.id)
         record = self.store.commit_update(job.network_id, job.owner, version, update)
+        self._on_steps(len(update.history))
         live.progress = (len(result.costs), result.costs[-1].cost)
         return record.meta.version, len(result.costs)

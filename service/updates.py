@@ -11,8 +11,10 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
+from model import TrainResult
 from service.errors import Conflict, network_busy, network_missing
 from service.store import (
+    LastGradients,
     NetworkBusy,
     NetworkMissing,
     NetworkRecord,
@@ -83,4 +85,27 @@ def _stale(asked: int, current: int) -> Conflict:
     return Conflict(
         f"If-Match names version {asked} but the network is at version {current}; "
         "fetch it again and retry."
+    )
+
+
+def training_update(
+    result: TrainResult, version: int, *, since: int = 0, job_id: str | None = None
+) -> Update:
+    """What training commits onto ``version``: the trained network, the history of its steps
+    after the first ``since`` (those a job's earlier checkpoints committed), and the
+    gradients of its last step."""
+    gradients = None
+    if result.last_gradients is not None and result.last_step is not None:
+        gradients = LastGradients(
+            version=version + 1,
+            step=result.last_step.step,
+            cost=result.last_step.cost,
+            dW=result.last_gradients.dW,
+            db=result.last_gradients.db,
+        )
+    return Update(
+        result.network,
+        history=[(s.step, s.cost) for s in result.costs[since:]],
+        gradients=gradients,
+        job_id=job_id,
     )

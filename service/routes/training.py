@@ -25,30 +25,15 @@ from service.plumbing import OrjsonRoute
 from service.resources import network_resource
 from service.responses import ORJSONResponse, versioned
 from service.schemas import HistoryResponse, TrainRequest, TrainResponse
-from service.store import LastGradients, NetworkRecord, Update
+from service.store import NetworkRecord, Update
 from service.svg import Curve, Scale, empty_chart, line_chart
-from service.updates import update_network
+from service.updates import training_update, update_network
 
 router = APIRouter(route_class=OrjsonRoute, tags=["training"])
 
 
 def costs_body(points: list[tuple[int, float]]) -> list[dict[str, float | int]]:
     return [{"step": step, "cost": cost} for step, cost in points]
-
-
-def training_update(record: NetworkRecord, result: TrainResult) -> Update:
-    """What one training call (or a job's checkpoint) commits."""
-    history = [(s.step, s.cost) for s in result.costs]
-    gradients = None
-    if result.last_gradients is not None and result.last_step is not None:
-        gradients = LastGradients(
-            version=record.meta.version + 1,
-            step=result.last_step.step,
-            cost=result.last_step.cost,
-            dW=result.last_gradients.dW,
-            db=result.last_gradients.db,
-        )
-    return Update(result.network, history=history, gradients=gradients)
 
 
 @router.post(
@@ -99,7 +84,7 @@ def train_network(
                 f"Training diverged after step {last}: the cost on this batch overflowed, so "
                 "nothing was saved. Try a smaller learning rate."
             )
-        return training_update(record, result), result
+        return training_update(result, record.meta.version), result
 
     record, result = update_network(store, locks, network_id, owner, compute)
     metrics.training_steps.inc(len(result.costs))

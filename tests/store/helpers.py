@@ -7,7 +7,8 @@ import uuid
 import numpy as np
 
 from model import Network, OptimizerSpec, TrainOptions, build_spec, create_network, train
-from service.store import LastGradients, NetworkRecord, Update
+from service.store import NetworkRecord, Update
+from service.updates import training_update as commit_of
 
 XOR_X = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
 XOR_Y = np.array([[0.0, 1.0, 1.0, 0.0]])
@@ -30,21 +31,7 @@ def new_network(seed: int = 1, optimizer: str = "adam") -> Network:
 def training_update(record: NetworkRecord, epochs: int = 1, job_id: str | None = None) -> Update:
     """``epochs`` full-batch XOR steps from ``record``, as /train (or a job) commits them."""
     result = train(record.network, XOR_X, XOR_Y, TrainOptions(epochs=epochs))
-    assert result.last_gradients is not None
-    assert result.last_step is not None
-    gradients = LastGradients(
-        version=record.meta.version + 1,
-        step=result.last_step.step,
-        cost=result.last_step.cost,
-        dW=result.last_gradients.dW,
-        db=result.last_gradients.db,
-    )
-    return Update(
-        result.network,
-        history=[(s.step, s.cost) for s in result.costs],
-        gradients=gradients,
-        job_id=job_id,
-    )
+    return commit_of(result, record.meta.version, job_id=job_id)
 
 
 def assert_same_network(actual: Network, expected: Network) -> None:
