@@ -21,7 +21,7 @@ from service.responses import ORJSONResponse
 from service.routes import health, inspection, jobs, metrics, networks, prediction, training
 from service.routes.v2 import router as v2_router
 from service.settings import Settings, get_settings
-from service.store import Store, open_store
+from service.store import ACTIVE_STATUSES, FINAL_STATUSES, Store, open_store
 from service.updates import NetworkLocks
 
 TAGS = [
@@ -42,6 +42,11 @@ def _store_gauges(app: FastAPI) -> Iterator[GaugeMetricFamily]:
     networks = GaugeMetricFamily("backprop_networks", "Networks stored (all owners).")
     networks.add_metric([], store.count_networks())
     yield networks
+    jobs = GaugeMetricFamily("backprop_jobs", "Training jobs by status.", labels=["status"])
+    counts = store.count_jobs()
+    for status in (*ACTIVE_STATUSES, *FINAL_STATUSES):
+        jobs.add_metric([status], counts.get(status, 0))
+    yield jobs
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -74,9 +79,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.locks = NetworkLocks()
-    app.state.jobs = JobManager(settings, lambda: app.state.store)
     app.state.metrics = counters = Metrics()
     counters.add_gauges(lambda: _store_gauges(app))
+    app.state.jobs = JobManager(settings, lambda: app.state.store, counters.training_steps.inc)
     for module in (networks, training, jobs, inspection, prediction, health, metrics):
         app.include_router(module.router)
     app.include_router(v2_router)

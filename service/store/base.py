@@ -161,6 +161,9 @@ class Store(Protocol):
     def count_networks(self, owner: str | None = None) -> int:
         """How many networks ``owner`` has (all owners' with None)."""
 
+    def count_jobs(self) -> dict[str, int]:
+        """How many jobs there are in each status (all owners'; statuses with none omitted)."""
+
     def delete_network(self, network_id: str, owner: str) -> None:
         """Raise :class:`NetworkMissing`."""
 

@@ -271,6 +271,11 @@ class PostgresStore:
                 ).fetchone()
         return int(row[0]) if row else 0
 
+    def count_jobs(self) -> dict[str, int]:
+        with self._connection() as conn:
+            rows = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}
+
     def delete_network(self, network_id: str, owner: str) -> None:
         with self._connection() as conn:
             deleted = conn.execute(

@@ -278,6 +278,14 @@ class SQLiteStore:
             )
         return int(row[0])
 
+    def count_jobs(self) -> dict[str, int]:
+        rows = (
+            self._connection()
+            .execute("SELECT status, count(*) FROM jobs GROUP BY status")
+            .fetchall()
+        )
+        return {str(status): int(count) for status, count in rows}
+
     def delete_network(self, network_id: str, owner: str) -> None:
         with self._write() as conn:
             deleted = conn.execute(

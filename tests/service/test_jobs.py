@@ -165,6 +165,9 @@ async def test_a_job_runs_to_the_end_like_synchronous_training(
     listed = (await get_json(client, f"/networks/{net['id']}/jobs"))["jobs"]
     assert [j["id"] for j in listed] == [job["id"]]
     assert listed[0]["status"] == "succeeded"
+    metrics = (await client.get("/metrics")).text
+    assert "backprop_training_steps_total 300.0" in metrics  # a job's steps count too
+    assert 'backprop_jobs{status="succeeded"} 1.0' in metrics
 
     # A job on a trained network continues its step numbers; mini-batches count as steps.
     second = await start_job(client, net["id"], epochs=2, batch_size=3, shuffle_seed=1)

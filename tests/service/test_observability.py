@@ -69,6 +69,8 @@ async def test_metrics_count_requests_steps_and_networks(client: httpx.AsyncClie
     )
     assert samples[("backprop_training_steps_total", ())] == 7
     assert samples[("backprop_networks", ())] == 1
+    for status in ("queued", "running", "succeeded", "failed", "cancelled"):
+        assert samples[("backprop_jobs", (("status", status),))] == 0
 
 
 def test_json_log_lines_carry_the_request_id() -> None:

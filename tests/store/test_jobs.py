@@ -304,3 +304,13 @@ def test_no_commit_lands_after_a_job_takes_the_network(
             future.result()
     assert refused == ["j1"] * 4
     assert store.get_meta(network, "alice").version == version
+
+
+def test_jobs_are_counted_by_status(store: Store, network: str) -> None:
+    assert store.count_jobs() == {}
+    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+    assert store.count_jobs() == {"queued": 1}
+    store.request_cancel("j1", "alice")
+    store.create_job("j2", network, "alice", REQUEST, 100, "r1")
+    assert store.claim_job("j2", "r1") is not None
+    assert store.count_jobs() == {"cancelled": 1, "running": 1}
