@@ -25,7 +25,7 @@ from service.plumbing import OrjsonRoute
 from service.resources import network_resource
 from service.responses import ORJSONResponse, versioned
 from service.schemas import HistoryResponse, TrainRequest, TrainResponse
-from service.store import NetworkRecord, Update
+from service.store import NetworkMeta, NetworkRecord, Store, Update
 from service.svg import Curve, Scale, empty_chart, line_chart
 from service.updates import training_update, update_network
 
@@ -98,6 +98,14 @@ def train_network(
     return versioned(answer, record.meta.version)
 
 
+def history_at(store: Store, meta: NetworkMeta) -> list[tuple[int, float]]:
+    """The history as of ``meta.version``: rows are read after ``meta``, so a commit in
+    between may have added steps past ``meta.steps_trained``; they belong to a later version
+    (steps and their rows are committed together), and leaving them out keeps the answer
+    consistent with its ETag."""
+    return [point for point in store.history(meta.id) if point[0] <= meta.steps_trained]
+
+
 @router.get(
     "/networks/{network_id}/history",
     response_model=HistoryResponse,
@@ -109,7 +117,7 @@ def train_network(
     responses=problems(404),
 )
 def history(meta: MetaDep, store: StoreDep, settings: SettingsDep) -> ORJSONResponse:
-    points = store.history(meta.id)
+    points = history_at(store, meta)
     limit = settings.max_history_points
     if len(points) > limit:
         keep = np.unique(np.linspace(0, len(points) - 1, limit).round().astype(np.int64))
@@ -140,7 +148,7 @@ def history_svg(
     scale: Annotated[Scale, Query(description="linear or log (the cost axis)")] = "linear",
 ) -> Response:
     title = f"Cost history: {meta.name or meta.id}"
-    points = store.history(meta.id)
+    points = history_at(store, meta)
     if points:
         steps, costs = zip(*points, strict=True)
         svg = line_chart([Curve(meta.name or "cost", steps, costs)], title=title, scale=scale)

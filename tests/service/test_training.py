@@ -247,3 +247,17 @@ async def test_a_final_cost_that_overflows_is_divergence(
     )
     assert_problem(response, 422, "diverged after step 3", "nothing was saved")
     assert store.get_network(net["id"], "").meta.version == 1
+
+
+def test_history_is_read_as_of_the_version_it_answers_for(store: SQLiteStore) -> None:
+    from model import build_spec
+    from service.routes.training import history_at
+    from service.updates import training_update
+
+    record = store.create_network("n", "", None, create_network(build_spec([2, 1], seed=0)))
+    X, Y = np.array(XOR_X), np.array(XOR_Y)
+    result = train(record.network, X, Y, TrainOptions(epochs=3))
+    newer = store.commit_update("n", "", 1, training_update(result, 1))
+    # A reader that loaded version 1 just before that commit sees version 1's history.
+    assert history_at(store, record.meta) == []
+    assert [step for step, _ in history_at(store, newer.meta)] == [1, 2, 3]
