@@ -177,3 +177,38 @@ def test_a_client_that_disconnects_leaves_no_half_update(tmp_path: Path) -> None
                 break
             time.sleep(0.2)
         assert state["version"] == 2
+
+
+def test_sigterm_checkpoints_running_jobs_and_marks_them_interrupted(tmp_path: Path) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "service.cli", "--host", "127.0.0.1", "--port", str(port)]
+    # No periodic checkpoint during the test: what the network keeps is the shutdown's.
+    env = {**_env(tmp_path), "BACKPROP_CHECKPOINT_SECONDS": "3600"}
+    server = ServerProcess(env=env, args=args, port=port).start()
+    try:
+        net = _create(server.url)
+        started = httpx.post(
+            f"{server.url}/networks/{net['id']}/jobs",
+            json={"X": XOR_X, "Y": XOR_Y, "epochs": 10_000_000},
+        )
+        assert started.status_code == 202
+        job_id = started.json()["id"]
+        deadline = time.monotonic() + 30
+        while httpx.get(f"{server.url}/jobs/{job_id}").json()["step"] < 10:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        server.process.terminate()
+        code = server.process.wait(60)
+    finally:
+        if server.process.poll() is None:
+            server.kill()
+    assert code == 0, server.output()
+
+    with ServerProcess(env=env) as restarted:
+        job = httpx.get(f"{restarted.url}/jobs/{job_id}").json()
+        network = httpx.get(f"{restarted.url}/networks/{net['id']}").json()
+        history = httpx.get(f"{restarted.url}/networks/{net['id']}/history").json()["costs"]
+    assert job["status"] == "failed"
+    assert "shut down" in job["error"]
+    assert job["step"] >= 10
+    assert network["steps_trained"] == job["step"] == len(history)
