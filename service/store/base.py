@@ -9,7 +9,7 @@ is what keeps concurrent writers (threads, worker processes, replicas) from losi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -140,6 +140,29 @@ class JobRecord:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+def check_commit(
+    meta: NetworkMeta, holder: str | None, update: Update, expected_version: int
+) -> int:
+    """What every backend's :meth:`Store.commit_update` checks once it holds the network's
+    row: the network is not held by another job, a job's own update comes from a job that
+    still holds it, and nobody committed since ``expected_version``. Return the new version."""
+    if holder is not None and holder != update.job_id:
+        raise NetworkBusy(holder)
+    if update.job_id is not None and holder is None:
+        raise JobEnded(update.job_id)  # a runner that lost its lease writes nothing
+    if meta.version != expected_version:
+        raise VersionConflict(meta.version)
+    return meta.version + 1
+
+
+def committed(meta: NetworkMeta, update: Update, version: int, now: str) -> NetworkRecord:
+    """The record :meth:`Store.commit_update` answers once ``update`` is in."""
+    new_meta = replace(
+        meta, version=version, steps_trained=update.network.steps_trained, updated_at=now
+    )
+    return NetworkRecord(meta=new_meta, network=update.network)
 
 
 class Store(Protocol):

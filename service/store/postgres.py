@@ -30,7 +30,6 @@ from model import Network, from_bytes, to_bytes
 from service.store.base import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
-    JobEnded,
     JobMissing,
     JobRecord,
     JobRequest,
@@ -41,7 +40,8 @@ from service.store.base import (
     NetworkMissing,
     NetworkRecord,
     Update,
-    VersionConflict,
+    check_commit,
+    committed,
     utc_now,
 )
 from service.store.blobs import (
@@ -304,13 +304,7 @@ class PostgresStore:
             # A statement of its own, so that its snapshot comes after the lock: it sees a job
             # that the transaction we may have waited for (create_job) inserted.
             holder = self._active_job(conn, network_id)
-            if holder is not None and holder != update.job_id:
-                raise NetworkBusy(holder)
-            if update.job_id is not None and holder is None:
-                raise JobEnded(update.job_id)  # a runner that lost its lease writes nothing
-            if meta.version != expected_version:
-                raise VersionConflict(meta.version)
-            version = meta.version + 1
+            version = check_commit(meta, holder, update, expected_version)
             conn.execute(
                 "UPDATE networks SET version = %s, steps_trained = %s, body = %b, "
                 "updated_at = %s WHERE id = %s",
@@ -328,17 +322,7 @@ class PostgresStore:
                     "body = excluded.body",
                     (network_id, version, update.gradients.step, update.gradients.cost, gradients),
                 )
-        new_meta = NetworkMeta(
-            id=meta.id,
-            owner=meta.owner,
-            name=meta.name,
-            spec=meta.spec,
-            version=version,
-            steps_trained=network.steps_trained,
-            created_at=meta.created_at,
-            updated_at=now,
-        )
-        return NetworkRecord(meta=new_meta, network=network)
+        return committed(meta, update, version, now)
 
     def history(self, network_id: str) -> list[tuple[int, float]]:
         with self._connection() as conn:

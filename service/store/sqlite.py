@@ -28,7 +28,6 @@ from model import Network, from_bytes, to_bytes
 from service.store.base import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
-    JobEnded,
     JobMissing,
     JobRecord,
     JobRequest,
@@ -39,7 +38,8 @@ from service.store.base import (
     NetworkMissing,
     NetworkRecord,
     Update,
-    VersionConflict,
+    check_commit,
+    committed,
     utc_now,
 )
 from service.store.blobs import (
@@ -310,13 +310,7 @@ class SQLiteStore:
                 raise NetworkMissing(network_id)
             meta = self._meta(row)
             holder = self._active_job(conn, network_id)
-            if holder is not None and holder != update.job_id:
-                raise NetworkBusy(holder)
-            if update.job_id is not None and holder is None:
-                raise JobEnded(update.job_id)  # a runner that lost its lease writes nothing
-            if meta.version != expected_version:
-                raise VersionConflict(meta.version)
-            version = meta.version + 1
+            version = check_commit(meta, holder, update, expected_version)
             conn.execute(
                 "UPDATE networks SET version = ?, steps_trained = ?, body = ?, updated_at = ? "
                 "WHERE id = ?",
@@ -332,17 +326,7 @@ class SQLiteStore:
                     " VALUES (?, ?, ?, ?, ?)",
                     (network_id, version, update.gradients.step, update.gradients.cost, gradients),
                 )
-        new_meta = NetworkMeta(
-            id=meta.id,
-            owner=meta.owner,
-            name=meta.name,
-            spec=meta.spec,
-            version=version,
-            steps_trained=network.steps_trained,
-            created_at=meta.created_at,
-            updated_at=now,
-        )
-        return NetworkRecord(meta=new_meta, network=network)
+        return committed(meta, update, version, now)
 
     def history(self, network_id: str) -> list[tuple[int, float]]:
         rows = (
