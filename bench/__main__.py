@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _steps(quick: bool, threads: int) -> None:
     from bench.steps import LARGE, TINY, measure_step
 
-    rounds, seconds = (3, 0.05) if quick else (9, 0.15)
+    rounds, seconds = (3, 0.05) if quick else (11, 0.15)
     print("\n## One full-batch training step (gradient descent), ms per step, medians")
     print("ratios are model/ over the other, median of per-round ratios (< 1: model/ faster)")
     rows = []
@@ -214,10 +214,10 @@ def _wire(quick: bool, threads: int) -> None:
 def _memory(quick: bool, threads: int) -> None:
     from bench.memory import MEMORY_CASES, measure_memory
 
-    print("\n## Peak memory of one /train call's decoding and training (tracemalloc, subprocess)")
+    print("\n## Peak resident memory of one /train call's parsing, decoding and training")
     print(
-        "extra = peak - parsed body - one decoded batch - activation cache - parameter "
-        "buffers (> 0: copies beyond that allowance)"
+        "(a fresh subprocess; MB of growth over the resident set before the call) extra = "
+        "peak - parsed body - one decoded batch - activation cache - parameter buffers"
     )
     rows = []
     for index, case in enumerate(MEMORY_CASES):
@@ -269,7 +269,7 @@ def _server_sections(quick: bool, threads: int, sections: set[str]) -> None:
     with server(threads) as process:
         print(f"\n(server: uvicorn, one worker, {process.url})")
         if "http" in sections:
-            rounds, fraction = (1, 0.1) if quick else (3, 1.0)
+            rounds, fraction = (1, 0.1) if quick else (5, 0.5)
             print(
                 "\n## /train over HTTP beside the same steps in-process (model.train on "
                 "decoded arrays), ms per call, medians"
