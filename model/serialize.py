@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import zipfile
 from typing import Any
 
@@ -21,6 +22,12 @@ from model.errors import ModelError
 from model.network import Network
 from model.optimizers import STATE_KEYS
 from model.spec import NetworkSpec, check_int
+
+# numpy reads each .npy header with ast.literal_eval, and CPython 3.11 can raise
+# "SystemError: AST constructor recursion depth mismatch" when threads build ASTs at the same
+# time (python/cpython gh-106905; seen here in tests/store/test_updates.py): a server
+# deserializes networks in several threads, so these reads take turns.
+_NPY_READ_LOCK = threading.Lock()
 
 FORMAT = "backprop-service/network"
 VERSION = 1
@@ -61,11 +68,12 @@ def from_bytes(data: bytes) -> Network:
         If the bytes are not a complete, consistent serialized network.
     """
     try:
-        loaded = np.load(io.BytesIO(data), allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
-            raise _corrupt("expected an .npz archive, found a single array")
-        with loaded as archive:
-            arrays = {name: archive[name] for name in archive.files}
+        with _NPY_READ_LOCK:
+            loaded = np.load(io.BytesIO(data), allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+                raise _corrupt("expected an .npz archive, found a single array")
+            with loaded as archive:
+                arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         if isinstance(error, ModelError):
             raise
