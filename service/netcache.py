@@ -56,6 +56,14 @@ class NetworkCache:
         size = network_bytes(network)
         if size > self.budget_bytes:
             return
+        # Shared from now on: a stray in-place write would fail loudly instead of changing
+        # what other requests see.
+        for array in [
+            *network.W,
+            *network.b,
+            *(a for v in network.optimizer_state.values() for a in v),
+        ]:
+            array.flags.writeable = False
         with self._lock:
             for key in [k for k in self._entries if k[0] == network_id]:  # older versions
                 self._bytes -= self._entries.pop(key)[1]
