@@ -33,6 +33,23 @@ FORMAT = "backprop-service/network"
 VERSION = 1
 
 
+def read_npz(data: bytes) -> dict[str, NDArray[Any]]:
+    """Every array of an ``.npz`` archive (no pickles), read in turn with other threads.
+
+    Raises
+    ------
+    ModelError
+        If ``data`` holds a single ``.npy`` array rather than an archive; numpy's own errors
+        (ValueError, OSError, zipfile.BadZipFile) for bytes that are neither.
+    """
+    with _NPY_READ_LOCK:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
+            raise _corrupt("expected an .npz archive, found a single array")
+        with loaded as archive:
+            return {name: archive[name] for name in archive.files}
+
+
 def to_bytes(network: Network) -> bytes:
     """Serialize ``network`` losslessly (see the module docstring for the layout)."""
     header = {
@@ -68,12 +85,7 @@ def from_bytes(data: bytes) -> Network:
         If the bytes are not a complete, consistent serialized network.
     """
     try:
-        with _NPY_READ_LOCK:
-            loaded = np.load(io.BytesIO(data), allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array
-                raise _corrupt("expected an .npz archive, found a single array")
-            with loaded as archive:
-                arrays = {name: archive[name] for name in archive.files}
+        arrays = read_npz(data)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         if isinstance(error, ModelError):
             raise

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from model import NetworkSpec, TrainOptions
+from model.serialize import read_npz
 from service.store.base import JobRequest, LastGradients
 
 
@@ -21,10 +22,10 @@ def gradients_to_bytes(gradients: LastGradients) -> bytes:
 
 
 def gradients_from_bytes(data: bytes, version: int, step: int, cost: float) -> LastGradients:
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        layers = len(arrays.files) // 2
-        dW = [arrays[f"dW{i}"] for i in range(layers)]
-        db = [arrays[f"db{i}"] for i in range(layers)]
+    arrays = read_npz(data)
+    layers = len(arrays) // 2
+    dW = [arrays[f"dW{i}"] for i in range(layers)]
+    db = [arrays[f"db{i}"] for i in range(layers)]
     return LastGradients(version=version, step=step, cost=cost, dW=dW, db=db)
 
 
@@ -52,6 +53,6 @@ def job_request_to_bytes(request: JobRequest) -> bytes:
 
 
 def job_request_from_bytes(data: bytes) -> JobRequest:
-    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-        settings: dict[str, Any] = json.loads(str(arrays["options"]))
-        return JobRequest(X=arrays["X"], Y=arrays["Y"], options=TrainOptions(**settings))
+    arrays = read_npz(data)
+    settings: dict[str, Any] = json.loads(str(arrays["options"]))
+    return JobRequest(X=arrays["X"], Y=arrays["Y"], options=TrainOptions(**settings))
