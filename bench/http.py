@@ -18,13 +18,10 @@ import orjson
 
 from bench.load import LoadResult, hammer
 from bench.reference import Array, Case, make_batch
+from bench.steps import local_network
 from bench.timing import WALL, interleaved
 from model import (
-    Network,
-    OptimizerSpec,
     TrainOptions,
-    build_spec,
-    create_network,
     train,
 )
 from service.matrices import encode_matrix
@@ -62,19 +59,6 @@ def network_body(case: Case) -> dict[str, Any]:
         "dtype": case.dtype,
         "optimizer": {"name": "gd", "learning_rate": case.learning_rate},
     }
-
-
-def local_network(case: Case) -> Network:
-    spec = build_spec(
-        list(case.dims),
-        hidden_activation=case.hidden,
-        output_activation=case.output,
-        initialization="he",
-        seed=1,
-        dtype=case.dtype,
-        optimizer=OptimizerSpec(name="gd", learning_rate=case.learning_rate),
-    )
-    return create_network(spec)
 
 
 def batch_body(X: Array, Y: Array, encoding: str, **extra: Any) -> bytes:

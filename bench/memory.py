@@ -20,8 +20,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.http import batch_body, local_network
+from bench.http import batch_body
 from bench.reference import Case, make_batch
+from bench.steps import local_network
 from model import TrainOptions, train
 from service.plumbing import parse_json
 from service.schemas import TrainRequest

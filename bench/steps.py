@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bench.reference import Case, course_step, make_batch, products_only
 from bench.rivals import sklearn_step, torch_step
 from bench.timing import calls_for, interleaved
-from model import OptimizerSpec, Trainer, TrainOptions, build_spec, create_network
+from model import Network, OptimizerSpec, Trainer, TrainOptions, build_spec, create_network
 
 LARGE = [
     Case((784, 128, 64, 10), 256, "relu", "softmax", "float32"),
@@ -33,8 +33,9 @@ class StepResult:
     ratios: dict[str, float]  # model over each other contender (median of per-round ratios)
 
 
-def trainer_for(case: Case) -> Trainer:
-    """A Trainer on the case's batch with steps to spare; ``run(k)`` makes k steps."""
+def local_network(case: Case) -> Network:
+    """The case's network in model/: he initialization from seed 1, gradient descent (the
+    same network the HTTP benchmarks create through the API)."""
     spec = build_spec(
         list(case.dims),
         hidden_activation=case.hidden,
@@ -44,8 +45,13 @@ def trainer_for(case: Case) -> Trainer:
         dtype=case.dtype,
         optimizer=OptimizerSpec(name="gd", learning_rate=case.learning_rate),
     )
+    return create_network(spec)
+
+
+def trainer_for(case: Case) -> Trainer:
+    """A Trainer on the case's batch with steps to spare; ``run(k)`` makes k steps."""
     X, Y = make_batch(case)
-    return Trainer(create_network(spec), X, Y, TrainOptions(epochs=10**9))
+    return Trainer(local_network(case), X, Y, TrainOptions(epochs=10**9))
 
 
 def measure_step(case: Case, rounds: int, seconds: float, threads: int) -> StepResult:
