@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from model import ModelError
-from service.deps import OwnerDep, SettingsDep, StoreDep
+from service.deps import CacheDep, OwnerDep, SettingsDep, StoreDep
 from service.errors import PROBLEM_JSON
 from service.store import NetworkMeta, NetworkMissing, NetworkRecord
 from service.v2_protocol import (
@@ -218,9 +218,12 @@ def load_meta(model_name: ModelName, store: StoreDep, owner: OwnerDep) -> Networ
         raise model_missing(model_name) from None
 
 
-def load_record(model_name: ModelName, store: StoreDep, owner: OwnerDep) -> NetworkRecord:
+def load_record(
+    model_name: ModelName, store: StoreDep, owner: OwnerDep, cache: CacheDep
+) -> NetworkRecord:
+    # The same cache as /predict: inference on an unchanged network skips deserializing it.
     try:
-        return store.get_network(model_name, owner)
+        return cache.load(store, model_name, owner)
     except NetworkMissing:
         raise model_missing(model_name) from None
 

@@ -58,3 +58,20 @@ def test_the_budget_evicts_the_least_recently_used() -> None:
     cache.put("b", 2, network)  # a new version replaces the old one
     assert list(cache._entries) == [("c", 1), ("b", 2)]
     NetworkCache(budget_bytes=size - 1).put("big", 1, network)  # too big: not kept
+
+
+async def test_v2_inference_shares_the_cache_with_predict(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    net = await create(client)
+    await client.post(f"/networks/{net['id']}/predict", json={"X": XOR_X})
+    body = {
+        "inputs": [
+            {"name": "X", "shape": [4, 2], "datatype": "FP64", "data": np.array(XOR_X).T.tolist()}
+        ]
+    }
+    for _ in range(2):
+        response = await client.post(f"/v2/models/{net['id']}/infer", json=body)
+        assert response.status_code == 200, response.text
+    cache: NetworkCache = app.state.network_cache
+    assert (cache.misses, cache.hits) == (1, 2)
