@@ -216,8 +216,10 @@ def _memory(quick: bool, threads: int) -> None:
 
     print("\n## Peak resident memory of one /train call's parsing, decoding and training")
     print(
-        "(a fresh subprocess; MB of growth over the resident set before the call) extra = "
-        "peak - parsed body - one decoded batch - activation cache - parameter buffers"
+        "(a fresh subprocess; MB of growth over the resident set before the call; parse peak: "
+        "orjson's scratch while parsing, freed when it returns; peak: decoding and training, "
+        "after the parse) extra = peak - parsed body - one decoded batch - activation cache - "
+        "parameter buffers"
     )
     rows = []
     for index, case in enumerate(MEMORY_CASES):
@@ -230,6 +232,7 @@ def _memory(quick: bool, threads: int) -> None:
                     case.label,
                     "base64" if encoding == "base64" else "nested lists",
                     r.parsed_mb,
+                    r.parse_peak_mb,
                     r.peak_mb,
                     r.batch_mb,
                     r.cache_mb,
@@ -244,6 +247,7 @@ def _memory(quick: bool, threads: int) -> None:
                 "case",
                 "body",
                 "parsed MB",
+                "parse peak MB",
                 "peak MB",
                 "batch MB",
                 "cache MB",

@@ -24,10 +24,21 @@ Array = NDArray[np.floating]
 COLUMN_SUM_TOLERANCE = 1e-6
 
 
-def as_numeric(name: str, value: object) -> NDArray[np.number] | NDArray[np.bool_]:
-    """``np.asarray(value)`` if it holds real numbers, else a ModelError."""
+def as_numeric(
+    name: str, value: object, dtype: np.dtype[np.floating] | None = None
+) -> NDArray[np.number] | NDArray[np.bool_]:
+    """``np.asarray(value)`` if it holds real numbers, else a ModelError.
+
+    ``dtype`` is what the caller will cast to. An array-like that converts itself (one
+    with ``__array__`` that is not already an ndarray, such as the service's deferred
+    nested lists) is asked for that dtype directly, so no wider copy is made on the way.
+    Lists and ndarrays keep numpy's own type discovery, which is what refuses strings.
+    """
     try:
-        array = np.asarray(value)
+        if dtype is not None and hasattr(value, "__array__") and not isinstance(value, np.ndarray):
+            array = np.asarray(value, dtype=dtype)
+        else:
+            array = np.asarray(value)
     except (ValueError, TypeError) as error:  # ragged nested lists, for instance
         raise ModelError(f"{name} must be a rectangular array of numbers; {error}.") from None
     if array.dtype.kind not in "biuf":
@@ -59,9 +70,13 @@ def check_finite(name: str, array: NDArray[np.generic]) -> None:
     bad = ~np.isfinite(array)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
+        hint = ""
+        if array.dtype == np.float32:
+            hint = f" float32 holds magnitudes up to {float(np.finfo(np.float32).max):.4g}."
         raise ModelError(
             f"{name} must contain only finite numbers; received {int(bad.sum())} NaN or "
             f"infinite entr{'y' if bad.sum() == 1 else 'ies'} (first at row {row}, column {col})."
+            + hint
         )
 
 
@@ -86,7 +101,7 @@ def check_X(spec: NetworkSpec, X: ArrayLike) -> Array:
     -------
     ndarray of shape (n_x, m) and dtype ``spec.np_dtype``
     """
-    array = as_numeric("X", X)
+    array = as_numeric("X", X, spec.np_dtype)
     n_x = spec.n_x
     expected = f"(n_x, m) = ({n_x}, m) with examples as columns"
     if array.ndim != 2:
@@ -100,8 +115,11 @@ def check_X(spec: NetworkSpec, X: ArrayLike) -> Array:
         raise ModelError(
             f"X must hold at least one example (m >= 1); received shape {array.shape}."
         )
-    check_finite("X", array)
-    return array.astype(spec.np_dtype, copy=False)
+    # Checked after the cast: a finite float64 beyond float32's range becomes infinite.
+    with np.errstate(over="ignore"):
+        X_out = array.astype(spec.np_dtype, copy=False)
+    check_finite("X", X_out)
+    return X_out
 
 
 def _accepts_class_indices(spec: NetworkSpec) -> bool:
@@ -148,7 +166,7 @@ def check_Y(spec: NetworkSpec, Y: ArrayLike, m: int) -> Array:
         Wrong shape, non-finite entries, or labels outside the loss's range: [0, 1]
         for binary cross-entropy; [0, 1] with columns summing to 1 for categorical.
     """
-    array = as_numeric("Y", Y)
+    array = as_numeric("Y", Y, spec.np_dtype)
     n_L = spec.n_L
     indices = _accepts_class_indices(spec)
     expected = f"(n_L, m) = ({n_L}, {m})"
@@ -156,6 +174,8 @@ def check_Y(spec: NetworkSpec, Y: ArrayLike, m: int) -> Array:
         expected += f" (one-hot columns) or (1, {m}) (class indices)"
     if array.ndim != 2:
         raise ModelError(f"Y must be a 2-D array of shape {expected}; received {_describe(array)}.")
+    with np.errstate(over="ignore"):  # checked right after: see check_X
+        array = array.astype(spec.np_dtype, copy=False)
     check_finite("Y", array)
     if indices and array.shape == (1, m):
         return _one_hot(spec, array)
@@ -213,13 +233,15 @@ def check_parameters(
             (f"W{l}", W[l - 1], expected_W, W_out),
             (f"b{l}", b[l - 1], expected_b, b_out),
         ):
-            array = as_numeric(name, value)
+            array = as_numeric(name, value, spec.np_dtype)
             if array.shape != expected:
                 symbol = f"(n_{l}, n_{l - 1})" if name[0] == "W" else f"(n_{l}, 1)"
                 raise ModelError(
                     f"{name} (layer {l}) must have shape {symbol} = {expected}; "
                     f"received {array.shape}."
                 )
-            check_finite(name, array)
-            out.append(np.array(array, dtype=spec.np_dtype, copy=True))
+            with np.errstate(over="ignore"):
+                copied = np.array(array, dtype=spec.np_dtype, copy=True)
+            check_finite(name, copied)  # after the cast, as in check_X
+            out.append(copied)
     return W_out, b_out

@@ -2,14 +2,18 @@
 
 A matrix is either a JSON array of rows (row-major, so ``X`` is ``n_x`` rows of ``m``
 numbers) or ``{"shape": [rows, cols], "dtype": "float32" | "float64", "base64": "..."}``
-holding the C-order little-endian bytes. Both decode to a 2-D, finite numpy array; shape
-checks against a network happen in ``model`` (which knows ``layer_dims``).
+holding the C-order little-endian bytes. base64 decodes to a 2-D, finite numpy array of its
+declared dtype; nested lists are checked (finite numbers, rectangular) and converted later,
+straight into the network's dtype (:class:`JsonRows`). Shape checks against a network
+happen in ``model`` (which knows ``layer_dims``).
 """
 
 from __future__ import annotations
 
 import binascii
+import math
 from contextvars import ContextVar
+from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Annotated, Any, Literal
 
@@ -97,29 +101,51 @@ def _literal_free(rows: list[Any]) -> bool:
     return noted is not None and id(rows) in noted[1]
 
 
-def decode_matrix(value: Any) -> NDArray[np.floating[Any]]:
-    """Decode either wire form into a finite 2-D float array (float64 for nested lists,
-    the declared dtype for base64)."""
-    matrix: NDArray[np.floating[Any]]
+@dataclass(frozen=True, eq=False)
+class JsonRows:
+    """A nested-list matrix checked to hold only finite numbers, not yet converted.
+
+    The validator cannot know the network's dtype; the model's checks ask for it
+    (``np.asarray(rows, dtype)`` through ``__array__``), so a float32 network gets its
+    float32 batch straight from the parsed JSON, never through a float64 copy.
+    """
+
+    rows: list[list[int | float]]
+    shape: tuple[int, int]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        try:
+            # Beyond float32's range becomes infinite, which the model's checks refuse.
+            with np.errstate(over="ignore"):
+                return np.array(self.rows, dtype=dtype or np.float64)
+        except OverflowError:  # an integer beyond any float, possible from other parsers
+            raise ValueError("an entry is too large for a 64-bit float") from None
+
+
+def decode_matrix(value: Any) -> NDArray[np.floating[Any]] | JsonRows:
+    """Decode either wire form: base64 into a finite 2-D array of its declared dtype,
+    nested lists into checked :class:`JsonRows`."""
     if isinstance(value, list):
-        matrix = _from_rows(value)
-    elif isinstance(value, dict):
-        matrix = _from_base64(value)
-    else:
+        return _from_rows(value)
+    if not isinstance(value, dict):
         raise ValueError(
             "expected a matrix: an array of rows of numbers, or an object "
             f"{{shape, dtype, base64}}; received {_json_name(value)}"
         )
+    matrix = _from_base64(value)
     if not all_finite(matrix):
-        raise ValueError("every entry must be a finite number; received NaN or Infinity")
+        raise ValueError(NOT_FINITE)
     return matrix
+
+
+NOT_FINITE = "every entry must be a finite number; received NaN or Infinity"
 
 
 def _json_name(value: Any) -> str:
     return _JSON_NAMES.get(type(value), "null" if value is None else type(value).__name__)
 
 
-def _from_rows(rows: list[Any]) -> NDArray[np.float64]:
+def _from_rows(rows: list[Any]) -> NDArray[np.float64] | JsonRows:
     if not rows:
         raise ValueError("a matrix needs at least one row; received an empty array")
     row_kinds = set(map(type, rows))
@@ -137,28 +163,39 @@ def _from_rows(rows: list[Any]) -> NDArray[np.float64]:
         )
     if 0 in lengths:
         raise ValueError("a matrix needs at least one column; received empty rows")
-    if _literal_free(rows):
-        # No true/false can be in these rows, so numpy's own type discovery settles the
-        # rest in C: only ints and floats make a numeric array ('U' means strings, 'O'
-        # None, objects or huge integers, a ValueError nested arrays; each of those
-        # falls through to the exact check below for its message).
-        try:
-            matrix = np.array(rows)
-        except (ValueError, TypeError, OverflowError):
-            pass
-        else:
-            if matrix.dtype.kind in "fiu" and matrix.ndim == 2:
-                return matrix.astype(np.float64, copy=False)
-    # The types of all entries, collected in C (map/chain), not in a Python loop: JSON's
-    # true/false and strings are not numbers even though numpy would convert them.
+    if not _literal_free(rows):
+        _check_kinds(rows)
+    # Summing in C is the type check of the usual case (a string, null or nested array
+    # raises TypeError; JSON true/false were ruled out above) and, by the sum being
+    # finite, the finiteness check too.
+    try:
+        total = sum(map(sum, rows))
+        finite = math.isfinite(total)
+    except (TypeError, OverflowError):
+        _check_kinds(rows)  # the message for a non-number; numbers mean a huge integer
+        finite = False
+    if finite:
+        return JsonRows(rows, (len(rows), lengths.pop()))
+    # NaN, Infinity, or finite entries whose sum overflows: decide on the numbers.
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:
+        raise ValueError("an entry is too large for a 64-bit float") from None
+    if not all_finite(matrix):
+        raise ValueError(NOT_FINITE)
+    return matrix
+
+
+def _check_kinds(rows: list[list[Any]]) -> None:
+    """Refuse entries that are not numbers, naming their JSON kinds.
+
+    The types of all entries are collected in C (map/chain), not in a Python loop: JSON's
+    true/false and strings are not numbers even though numpy would convert them.
+    """
     kinds = set(chain.from_iterable(map(map, repeat(type), rows)))
     if not kinds <= _NUMBERS:
         bad = " and ".join(sorted(_kind_name(kind) for kind in kinds - _NUMBERS))
         raise ValueError(f"every entry must be a number; received {bad}")
-    try:
-        return np.array(rows, dtype=np.float64)
-    except OverflowError:
-        raise ValueError("an entry is too large for a 64-bit float") from None
 
 
 def _kind_name(kind: type) -> str:
@@ -216,7 +253,7 @@ def encode_matrix(
 
 
 Matrix = Annotated[
-    NDArray[np.floating[Any]],
+    NDArray[np.floating[Any]] | JsonRows,
     PlainValidator(decode_matrix),
     WithJsonSchema(MATRIX_JSON_SCHEMA),
 ]

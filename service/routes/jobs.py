@@ -79,15 +79,16 @@ def create_job(
     m = body.X.shape[1]
     if m > settings.max_examples:
         raise Invalid(f"X has {m} examples; the limit is {settings.max_examples} per request.")
-    check_X(meta.spec, body.X)  # shapes refused now, not when a worker gets to the job
-    check_Y(meta.spec, body.Y, m)
+    # Refused now, not when a worker gets to the job; stored in the network's dtype.
+    X = check_X(meta.spec, body.X)
+    Y = check_Y(meta.spec, body.Y, m)
     options = TrainOptions(
         epochs=body.epochs,
         batch_size=body.batch_size,
         shuffle_seed=body.shuffle_seed,
         learning_rate=body.learning_rate,
     )
-    request = JobRequest(X=body.X, Y=body.Y, options=options)
+    request = JobRequest(X=X, Y=Y, options=options)
     try:
         job = jobs.submit(uuid.uuid4().hex, network_id, owner, request, options.steps_for(m))
     except NetworkMissing:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 import uuid
 
-import numpy as np
 from fastapi import APIRouter, Response
+from numpy.typing import ArrayLike
 
 from model import OptimizerSpec, build_spec, create_network, replace_parameters
 from service.deps import (
@@ -41,7 +41,7 @@ from service.updates import update_network
 router = APIRouter(route_class=OrjsonRoute, tags=["networks"])
 
 
-def _split(layers: list[LayerParametersIn]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _split(layers: list[LayerParametersIn]) -> tuple[list[ArrayLike], list[ArrayLike]]:
     return [layer.W for layer in layers], [layer.b for layer in layers]
 
 

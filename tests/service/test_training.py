@@ -261,3 +261,25 @@ def test_history_is_read_as_of_the_version_it_answers_for(store: SQLiteStore) ->
     # A reader that loaded version 1 just before that commit sees version 1's history.
     assert history_at(store, record.meta) == []
     assert [step for step, _ in history_at(store, newer.meta)] == [1, 2, 3]
+
+
+async def test_a_float32_network_trains_the_same_from_lists_and_base64_and_refuses_overflow(
+    client: httpx.AsyncClient,
+) -> None:
+    X = (np.random.RandomState(4).rand(2, 6) * 4 - 2).astype(np.float32)
+    Y = [[0.0, 1.0, 1.0, 0.0, 1.0, 0.0]]
+    answers = []
+    for X_wire in (X.tolist(), b64(X, "float32")):
+        net = await create(client, dtype="float32")
+        response = await client.post(
+            f"/networks/{net['id']}/train", json={"X": X_wire, "Y": Y, "epochs": 5}
+        )
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["costs"])
+    assert answers[0] == answers[1]
+    # Finite as float64, infinite as float32: refused, whichever wire form carries it.
+    huge = [[1.0, 1e39, 0.0, 0.0, 0.0, 0.0], [0.0] * 6]
+    for X_wire in (huge, b64(huge, "float64")):
+        response = await client.post(f"/networks/{net['id']}/train", json={"X": X_wire, "Y": Y})
+        assert_problem(response, 422, "X", "finite", "float32 holds magnitudes up to")
+    assert (await client.get(f"/networks/{net['id']}")).json()["version"] == 2

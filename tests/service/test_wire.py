@@ -4,6 +4,7 @@ round-trip, and the fast nested-list path refuses exactly what the exact path re
 from __future__ import annotations
 
 import contextvars
+import tracemalloc
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from model import ModelError, build_spec, check_X
 from service.matrices import _LITERAL_FREE, decode_matrix, encode_matrix, note_body
 from service.plumbing import parse_json
 from service.responses import ORJSONResponse
@@ -30,7 +32,7 @@ def _validate(body: bytes) -> PredictRequest:
 
 def test_base64_and_nested_lists_decode_to_identical_arrays() -> None:
     X = np.random.RandomState(0).randn(7, 13) * 1e3
-    from_lists = _fresh(_validate, orjson.dumps({"X": X.tolist()})).X
+    from_lists = np.asarray(_fresh(_validate, orjson.dumps({"X": X.tolist()})).X)
     from_base64 = _fresh(_validate, orjson.dumps({"X": b64(X)})).X
     assert from_lists.dtype == from_base64.dtype == np.float64
     np.testing.assert_array_equal(from_lists, X)
@@ -46,12 +48,12 @@ def test_float32_decoding_is_exact() -> None:
     # float64 numbers that round to exactly the same float32s.
     text = orjson.dumps({"X": X32}, option=orjson.OPT_SERIALIZE_NUMPY)
     listed = _fresh(_validate, text).X
-    np.testing.assert_array_equal(listed.astype(np.float32), X32)
+    np.testing.assert_array_equal(np.asarray(listed, np.float32), X32)
 
 
 def test_integers_and_mixed_numbers_decode_as_float64() -> None:
     body = orjson.dumps({"X": [[1, 2.5, -3], [2**53, 0, 1e-300]]})
-    X = _fresh(_validate, body).X
+    X = np.asarray(_fresh(_validate, body).X)
     assert X.dtype == np.float64
     np.testing.assert_array_equal(X, [[1, 2.5, -3], [2.0**53, 0, 1e-300]])
 
@@ -69,7 +71,7 @@ def test_encoded_answers_round_trip(dtype: type, wire_dtype: type | None) -> Non
     for encoding in ("json", "base64"):
         rendered = ORJSONResponse({}).render({"A": encode_matrix(A, encoding)})
         back = decode_matrix(orjson.loads(rendered)["A"])
-        np.testing.assert_array_equal(back.astype(dtype), A)
+        np.testing.assert_array_equal(np.asarray(back, dtype), A)
 
 
 def test_base64_encoding_of_views_and_big_endian_arrays() -> None:
@@ -159,3 +161,27 @@ def test_non_finite_sums_of_finite_entries_are_not_refused() -> None:
     np.testing.assert_array_equal(X, [[big, big], [-big, 1.0]])
     data = {"shape": [1, 2], "dtype": "float32", "base64": b64([[3e38, 3e38]], "float32")["base64"]}
     np.testing.assert_array_equal(decode_matrix(data), np.array([[3e38, 3e38]], np.float32))
+
+
+def test_nested_lists_reach_a_float32_network_without_a_float64_copy() -> None:
+    spec = build_spec([300, 1], dtype="float32")
+    X = np.random.RandomState(3).randn(300, 400)
+    request = _fresh(_validate, orjson.dumps({"X": X.tolist()}))
+    assert request.X.shape == (300, 400)  # known before any conversion (batch limits)
+    tracemalloc.start()
+    try:
+        X32 = check_X(spec, request.X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert X32.dtype == np.float32
+    np.testing.assert_array_equal(X32, X.astype(np.float32))
+    # One float32 batch (480 kB) and small change; a float64 copy would add 960 kB.
+    assert X32.nbytes <= peak < 1.25 * X32.nbytes
+
+
+def test_nested_lists_beyond_float32_are_refused_by_a_float32_network() -> None:
+    request = _fresh(_validate, orjson.dumps({"X": [[1.0, 1e39]]}))
+    with pytest.raises(ModelError, match=r"float32 holds magnitudes up to 3\.403e\+38"):
+        check_X(build_spec([1, 1], dtype="float32"), request.X)
+    np.testing.assert_array_equal(check_X(build_spec([1, 1]), request.X), [[1.0, 1e39]])
