@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from typing import Any
@@ -33,7 +34,10 @@ def spec_to_json(spec: NetworkSpec) -> str:
     return json.dumps(spec.to_dict())
 
 
+@functools.lru_cache(maxsize=4096)
 def spec_from_json(text: str) -> NetworkSpec:
+    """The spec a metadata row holds. Cached by its text: every read of a network (each
+    prediction) parses it, and a spec is immutable, so equal text means an equal spec."""
     data: dict[str, Any] = json.loads(text)
     return NetworkSpec.from_dict(data)
 
