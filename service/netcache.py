@@ -38,16 +38,27 @@ class NetworkCache:
         self.hits = 0
         self.misses = 0
 
+    def get(self, network_id: str, version: int) -> Network | None:
+        """The cached network at ``version``, or None (counted as a hit or a miss)."""
+        with self._lock:
+            entry = self._entries.get((network_id, version))
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end((network_id, version))
+            self.hits += 1
+            return entry[0]
+
     def load(self, store: Store, network_id: str, owner: str) -> NetworkRecord:
         """The network as ``store.get_network`` returns it (raising what it raises)."""
         meta = store.get_meta(network_id, owner)
-        with self._lock:
-            entry = self._entries.get((network_id, meta.version))
-            if entry is not None:
-                self._entries.move_to_end((network_id, meta.version))
-                self.hits += 1
-                return NetworkRecord(meta=meta, network=entry[0])
-            self.misses += 1
+        network = self.get(network_id, meta.version)
+        if network is not None:
+            return NetworkRecord(meta=meta, network=network)
+        return self.fetch(store, network_id, owner)
+
+    def fetch(self, store: Store, network_id: str, owner: str) -> NetworkRecord:
+        """Read the network from the store and keep it (after a miss)."""
         record = store.get_network(network_id, owner)
         self.put(network_id, record.meta.version, record.network)
         return record

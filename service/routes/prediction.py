@@ -12,6 +12,7 @@ from service.openapi import problems
 from service.plumbing import OrjsonRoute
 from service.responses import ORJSONResponse, versioned
 from service.schemas import EvaluateRequest, EvaluateResponse, PredictRequest, PredictResponse
+from service.store import NetworkRecord
 
 router = APIRouter(route_class=OrjsonRoute, tags=["prediction"])
 
@@ -27,25 +28,27 @@ router = APIRouter(route_class=OrjsonRoute, tags=["prediction"])
     ),
     responses=problems(400, 404, 413, 422),
 )
-def predict_batch(
+async def predict_batch(
     body: PredictRequest,
     network: NetworkLoaderDep,
     settings: SettingsDep,
     encoding: EncodingDep = "json",
 ) -> ORJSONResponse:
-    record = network()
-    check_batch(record.network.spec, body.X.shape[1], settings)
-    with finite_answers() as check:
-        A, predictions = predict(record.network, body.X)
-        check(A)
-    return versioned(
-        {
-            "version": record.meta.version,
-            "A": encode_matrix(A, encoding),
-            "predictions": encode_matrix(predictions, encoding, record.network.spec.np_dtype),
-        },
-        record.meta.version,
-    )
+    def work(record: NetworkRecord) -> ORJSONResponse:
+        check_batch(record.network.spec, body.X.shape[1], settings)
+        with finite_answers() as check:
+            A, predictions = predict(record.network, body.X)
+            check(A)
+        return versioned(
+            {
+                "version": record.meta.version,
+                "A": encode_matrix(A, encoding),
+                "predictions": encode_matrix(predictions, encoding, record.network.spec.np_dtype),
+            },
+            record.meta.version,
+        )
+
+    return await network.run(work, examples=body.X.shape[1])
 
 
 @router.post(
@@ -55,15 +58,17 @@ def predict_batch(
     description="The cost (with L2) and, for classifiers, the accuracy on the batch.",
     responses=problems(400, 404, 413, 422),
 )
-def evaluate_batch(
+async def evaluate_batch(
     body: EvaluateRequest, network: NetworkLoaderDep, settings: SettingsDep
 ) -> ORJSONResponse:
-    record = network()
-    check_batch(record.network.spec, body.X.shape[1], settings)
-    with finite_answers() as check:
-        cost, accuracy, m = evaluate(record.network, body.X, body.Y)
-        check(cost)
-    return versioned(
-        {"version": record.meta.version, "cost": cost, "accuracy": accuracy, "m": m},
-        record.meta.version,
-    )
+    def work(record: NetworkRecord) -> ORJSONResponse:
+        check_batch(record.network.spec, body.X.shape[1], settings)
+        with finite_answers() as check:
+            cost, accuracy, m = evaluate(record.network, body.X, body.Y)
+            check(cost)
+        return versioned(
+            {"version": record.meta.version, "cost": cost, "accuracy": accuracy, "m": m},
+            record.meta.version,
+        )
+
+    return await network.run(work, examples=body.X.shape[1])

@@ -166,6 +166,11 @@ def committed(meta: NetworkMeta, update: Update, version: int, now: str) -> Netw
 
 
 class Store(Protocol):
+    local_reads: bool
+    """Whether a point read (:meth:`get_meta`) is a local, memory-speed lookup, short enough
+    for the event loop (embedded SQLite in WAL mode, where readers never wait for writers),
+    rather than a round trip to a server."""
+
     def ping(self) -> None:
         """Raise if the backend cannot be reached."""
 

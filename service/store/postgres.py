@@ -133,6 +133,8 @@ class PostgresStore:
     """The :class:`~service.store.base.Store` on PostgreSQL. ``url`` is a libpq URL
     (``postgresql://user:password@host:5432/dbname?sslmode=require``)."""
 
+    local_reads = False
+
     def __init__(self, url: str, *, max_connections: int = 10, timeout_s: float = 30.0) -> None:
         self.url = url
         self._pool = ConnectionPool(

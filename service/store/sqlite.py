@@ -135,6 +135,8 @@ def sqlite_path(url: str) -> Path:
 
 
 class SQLiteStore:
+    local_reads = True
+
     def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = path
         self._busy_timeout_s = busy_timeout_s
