@@ -26,10 +26,15 @@ class Activation:
 
     ``backward`` is the derivative applied by the chain rule, dZ = dA * g'(Z), or for
     softmax (whose Jacobian is not diagonal) the full Jacobian-vector product.
+
+    ``backward_in_place(dZ, A, scratch)`` turns dZ, which holds dA on entry, into
+    dA * g'(Z) with the same arithmetic as ``backward``, using ``scratch`` (an array
+    shaped like A) for g'.
     """
 
     forward: Callable[[Array, Array | None], Array]
     backward: Callable[[Array, Array, Array, Array | None], Array]
+    backward_in_place: Callable[[Array, Array, Array], object]
 
 
 # np.maximum(Z, 0.0) runs numpy's scalar-operand loop, several times slower than the same
@@ -73,6 +78,11 @@ def _relu_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Array:
     return np.multiply(mask, dA, out=mask)
 
 
+def _relu_backward_in_place(dZ: Array, A: Array, scratch: Array) -> None:
+    np.greater(A, 0, out=scratch)
+    np.multiply(scratch, dZ, out=dZ)
+
+
 def _leaky_relu(Z: Array, out: Array | None) -> Array:
     scaled = np.multiply(Z, LEAKY_SLOPE, out=out)
     return np.maximum(Z, scaled, out=scaled)
@@ -85,6 +95,12 @@ def _leaky_relu_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Ar
     return np.multiply(mask, dA, out=mask)
 
 
+def _leaky_relu_backward_in_place(dZ: Array, A: Array, scratch: Array) -> None:
+    np.greater(A, 0, out=scratch)
+    np.maximum(scratch, LEAKY_SLOPE, out=scratch)
+    np.multiply(scratch, dZ, out=dZ)
+
+
 def _tanh(Z: Array, out: Array | None) -> Array:
     return np.tanh(Z, out=out)
 
@@ -94,6 +110,12 @@ def _tanh_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Array:
     d = np.multiply(A, A, out=out)
     np.subtract(1.0, d, out=d)
     return np.multiply(d, dA, out=d)
+
+
+def _tanh_backward_in_place(dZ: Array, A: Array, scratch: Array) -> None:
+    np.multiply(A, A, scratch)
+    np.subtract(1.0, scratch, scratch)
+    np.multiply(scratch, dZ, dZ)
 
 
 def _sigmoid(Z: Array, out: Array | None) -> Array:
@@ -111,6 +133,12 @@ def _sigmoid_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Array
     return np.multiply(d, dA, out=d)
 
 
+def _sigmoid_backward_in_place(dZ: Array, A: Array, scratch: Array) -> None:
+    np.subtract(1.0, A, scratch)
+    np.multiply(scratch, A, scratch)
+    np.multiply(scratch, dZ, dZ)
+
+
 def _linear(Z: Array, out: Array | None) -> Array:
     if out is None:
         return Z
@@ -120,6 +148,10 @@ def _linear(Z: Array, out: Array | None) -> Array:
 
 def _linear_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Array:
     return _linear(dA, out)
+
+
+def _linear_backward_in_place(dZ: Array, A: Array, scratch: Array) -> None:
+    pass
 
 
 def _softmax(Z: Array, out: Array | None) -> Array:
@@ -138,12 +170,19 @@ def _softmax_backward(dA: Array, Z: Array, A: Array, out: Array | None) -> Array
     return np.multiply(weighted, A, out=weighted)
 
 
+def _softmax_backward_in_place(dZ: Array, A: Array, scratch: Array) -> None:
+    np.multiply(A, dZ, out=scratch)
+    total = scratch.sum(axis=0, keepdims=True)
+    np.subtract(dZ, total, out=dZ)
+    np.multiply(dZ, A, out=dZ)
+
+
 ACTIVATIONS: dict[str, Activation] = {
-    "relu": Activation(_relu, _relu_backward),
-    "leaky_relu": Activation(_leaky_relu, _leaky_relu_backward),
-    "tanh": Activation(_tanh, _tanh_backward),
-    "sigmoid": Activation(_sigmoid, _sigmoid_backward),
-    "linear": Activation(_linear, _linear_backward),
-    "softmax": Activation(_softmax, _softmax_backward),
+    "relu": Activation(_relu, _relu_backward, _relu_backward_in_place),
+    "leaky_relu": Activation(_leaky_relu, _leaky_relu_backward, _leaky_relu_backward_in_place),
+    "tanh": Activation(_tanh, _tanh_backward, _tanh_backward_in_place),
+    "sigmoid": Activation(_sigmoid, _sigmoid_backward, _sigmoid_backward_in_place),
+    "linear": Activation(_linear, _linear_backward, _linear_backward_in_place),
+    "softmax": Activation(_softmax, _softmax_backward, _softmax_backward_in_place),
 }
 ACTIVATION_NAMES: tuple[str, ...] = tuple(ACTIVATIONS)

@@ -2,23 +2,31 @@
 
 A step runs at close to the speed of its matrix products:
 
-* every (n_l, m) array lives in a :class:`StepBuffers` made once per batch size and
-  reused; matrix products, activations and masks write into it (``out=``), and masks
-  are multiplied, never used for boolean indexing;
+* a step is a flat list of numpy calls bound once to their arrays (:class:`StepPlan`,
+  made per batch size and per side of the double buffer), so that it costs no
+  allocation, attribute or dictionary lookup, and on tiny networks little more than
+  the calls themselves; ``out`` is passed positionally where numpy allows it;
+* every (n_l, m) array lives in a :class:`StepBuffers` made once per batch size. No
+  backward rule reads Z (see ``Activation.backward_in_place``), so a hidden layer's Z
+  buffer receives dA and then dZ in backprop;
 * parameters, gradients and optimizer moments each live in ONE flat vector laid out
   ``[W1, ..., WL, b1, ..., bL]`` (:class:`FlatLayout`), with W[l] and b[l] as views into
   it: an update is a handful of whole-vector operations whatever the depth (one
-  subtraction for gradient descent), and the finiteness check is one sum;
-* 1/m is folded into dZ[L] once (an (n_L, m) array, usually a single row) instead of
+  subtraction for gradient descent), and the finiteness check is one dot product;
+* 1/m is folded into dZ[L] (through label arrays prepared once per batch) instead of
   dividing every dW and db, and for gradient descent the learning rate is folded in
   too, so the gradient vector holds lr * dW and the update is one subtraction;
 * dA[0] = W1^T dZ1, the gradient with respect to X, is never computed;
-* db[l] and the finiteness check are BLAS dot products (with a column of ones, or the
-  vector with itself), several times faster than numpy's pairwise-summing reductions;
-* for the canonical output pairs (sigmoid + binary cross-entropy, softmax + categorical
-  cross-entropy) the output activation and the cost are computed together
-  (:data:`FUSED_OUTPUTS`), sharing exp(-|z|) or the shifted exponentials, in scratch
-  buffers, with the same numerically stable formulas as :mod:`model.losses`;
+* db[l], the finiteness check and the column sums of the softmax are BLAS dot products
+  (with a vector of ones, or the vector with itself), several times faster than
+  numpy's pairwise-summing reductions;
+* for the canonical output pairs the output activation, the cost and dZ[L] are computed
+  together (:data:`FUSED_OUTPUTS`), with the numerically stable formulas of
+  :mod:`model.losses` and without forming A[L]: sigmoid + binary cross-entropy with
+  0/1 labels works on t = s z with s = 1 - 2y, where the loss is softplus(t) (one
+  ``logaddexp``) and A[L] - Y = s sigmoid(t) = s exp(t - softplus(t)); softmax +
+  categorical cross-entropy shifts each column by its maximum and takes the log of
+  its sum as log1p of the sum without the maximum's 1 (found by ``floor``, exactly);
 * parameters and optimizer state are double-buffered (:class:`TrainState`): a step
   reads the current state and writes the next into the spare one, so a step that
   comes out non-finite is undone by simply not swapping.
@@ -32,18 +40,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
 
-from model.activations import ACTIVATIONS
+from model.activations import ACTIVATIONS, _zeros_like
 from model.errors import ModelError
 from model.losses import LOSSES
-from model.network import Network, cost_of
-from model.optimizers import STATE_KEYS, adam_into, gd_into, momentum_into
-from model.spec import NetworkSpec, OptimizerSpec
+from model.network import Network
+from model.optimizers import STATE_KEYS, adam_into, momentum_into
+from model.spec import NetworkSpec
 
 Array = NDArray[np.floating]
+Call = Callable[[], object]
 
 
 class StepBuffers:
@@ -51,22 +61,28 @@ class StepBuffers:
 
     Attributes
     ----------
-    Z, A, dZ : lists of L arrays, entry l-1 of shape (n_l, mb)
-    dA : list of L - 1 arrays, entry l-1 of shape (n_l, mb) for layers l = 1..L-1
+    Z : list of L arrays, entry l-1 of shape (n_l, mb); for a hidden layer it holds
+        dA[l] and then dZ[l] during backprop
+    A : list of L arrays, entry l-1 of shape (n_l, mb) (A[L] only for unfused outputs)
+    dZL : (n_L, mb) dZ[L], scaled by 1/mb (and the learning rate for gradient descent)
+    scratch : (max hidden n_l, mb) flat-backed array for g'(Z) of the hidden layers
     ones : (mb, 1) column of ones, so that db = dZ ones is a BLAS product
-    scratch : three (n_L, mb) arrays for the fused output activation and cost
     """
 
     def __init__(self, spec: NetworkSpec, mb: int) -> None:
         dtype = spec.np_dtype
         sizes = spec.layer_dims[1:]
+        self.mb = mb
+        self.dtype = dtype
         self.Z: list[Array] = [np.empty((n, mb), dtype) for n in sizes]
         self.A: list[Array] = [np.empty((n, mb), dtype) for n in sizes]
-        self.dZ: list[Array] = [np.empty((n, mb), dtype) for n in sizes]
-        self.dA: list[Array] = [np.empty((n, mb), dtype) for n in sizes[:-1]]
+        self.dZL: Array = np.empty((spec.n_L, mb), dtype)
+        self._scratch = np.empty(max(sizes[:-1], default=0) * mb, dtype)
         self.ones: Array = np.ones((mb, 1), dtype)
-        self.scratch: list[Array] = [np.empty((spec.n_L, mb), dtype) for _ in range(3)]
-        self.columns = np.arange(mb)
+
+    def scratch(self, n: int) -> Array:
+        """An (n, mb) view of the shared scratch (n at most the widest hidden layer)."""
+        return self._scratch[: n * self.mb].reshape(n, self.mb)
 
 
 class FlatLayout:
@@ -178,164 +194,266 @@ def _all_finite(a: Array) -> bool:
     return math.isfinite(np.dot(a, a)) or bool(np.isfinite(a).all())
 
 
-def forward_into(
-    spec: NetworkSpec,
-    W: list[Array],
-    b: list[Array],
-    X: Array,
-    buf: StepBuffers,
-    *,
-    output: bool = True,
-) -> None:
-    """Forward propagation into ``buf.Z`` and ``buf.A`` (A[0] is X itself).
+@dataclass(eq=False)
+class OutputRule:
+    """The output layer's part of a step, bound to one batch's buffers and labels.
 
-    With ``output=False`` the last layer stops at Z[L] (its activation is left to
-    :func:`forward_cost_into`).
+    ``forward`` runs after Z[L] = W[L] A[L-1] + b[L] is in ``buf.Z[-1]``; ``total`` then
+    returns the loss summed over the batch (no L2, not divided by m); ``backward``
+    writes the scaled dZ[L] into ``buf.dZL``. ``prepare`` recomputes what is derived
+    from the labels, and must run whenever Y's contents change (each mini-batch).
     """
-    A_prev = X
-    last = spec.L - 1
-    for i, name in enumerate(spec.activations):
-        Z = buf.Z[i]
-        np.dot(W[i], A_prev, out=Z)
-        np.add(Z, b[i], out=Z)
-        if i < last or output:
-            A_prev = ACTIVATIONS[name].forward(Z, buf.A[i])
+
+    forward: list[Call]
+    total: Callable[[], float]
+    backward: list[Call]
+    prepare: list[Call]
 
 
-def _sigmoid_bce(Z: Array, Y: Array, A: Array, buf: StepBuffers) -> float:
-    """A = sigmoid(Z) and the summed binary cross-entropy, sharing e = exp(-|z|).
+def _sigmoid_bce(buf: StepBuffers, Y: Array, scale: float) -> OutputRule:
+    """Sigmoid + binary cross-entropy for labels in {0, 1} (:func:`binary_labels`).
 
-    A = 1/(1+e) for z >= 0 and e/(1+e) for z < 0, bit for bit the sigmoid of
-    :mod:`model.activations`; the loss of one entry is max(z, 0) - y z + log1p(e), the
-    stable form of :mod:`model.losses` (max(z, 0) - y z is exact for y in {0, 1}, and
-    is added to the small log1p term last, so nothing small is lost).
+    With s = 1 - 2y (1 for y = 0, -1 for y = 1) and t = s z, the loss of an entry is
+    softplus(t) = max(t, 0) + log1p(exp(-|t|)), which ``np.logaddexp(t, 0)`` computes in
+    exactly that stable form (so a confident right answer keeps its tiny loss), and
+    A - Y = sigmoid(z) - y = s sigmoid(t) = s exp(t - softplus(t)), which neither
+    overflows nor loses the small entries of dZ.
     """
-    e, d, t = buf.scratch
-    np.abs(Z, out=e)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    np.add(e, 1.0, out=d)
-    np.divide(e, d, out=A)
-    np.reciprocal(d, out=d)
-    np.copyto(A, d, where=Z >= 0)
-    np.maximum(Z, 0.0, out=d)
-    np.multiply(Y, Z, out=t)
-    np.subtract(d, t, out=d)
-    np.log1p(e, out=e)
-    np.add(d, e, out=d)
-    return float(np.add.reduce(d, axis=None))
+    ZL, dZL = buf.Z[-1], buf.dZL
+    s, s_scaled, t, loss = (np.empty_like(ZL) for _ in range(4))
+    loss_flat = loss.reshape(-1)
+    ones = np.ones(loss_flat.size, ZL.dtype)
+    return OutputRule(
+        forward=[partial(np.multiply, s, ZL, t), partial(np.logaddexp, t, 0.0, loss)],
+        total=partial(np.dot, loss_flat, ones),
+        backward=[
+            partial(np.subtract, t, loss, t),
+            partial(np.exp, t, t),
+            partial(np.multiply, t, s_scaled, dZL),
+        ],
+        prepare=[
+            partial(np.multiply, Y, -2.0, s),
+            partial(np.add, s, 1.0, s),
+            partial(np.multiply, s, scale, s_scaled),
+        ],
+    )
 
 
-def _softmax_cce(Z: Array, Y: Array, A: Array, buf: StepBuffers) -> float:
-    """A = softmax(Z) and the summed categorical cross-entropy, sharing the shifted
-    exponentials.
+def _softmax_cce(buf: StepBuffers, Y: Array, scale: float) -> OutputRule:
+    """Softmax + categorical cross-entropy, as :mod:`model.losses` computes them.
 
-    As :mod:`model.activations` and :mod:`model.losses` compute them: shift each column
-    by its maximum, so e = exp(z - max z) <= 1 with exactly 1 at the maximum; A = e / sum
-    e; log A = (z - max z) - log1p(sum of e without that 1), which keeps the log of a
-    confident column accurate.
+    Each column is shifted by its maximum, so e = exp(z - max z) <= 1 with exactly 1 at
+    the maximum; log A = (z - max z) - log(sum e), and log(sum e) = log1p(rest) with rest
+    the sum without the maximum's 1, which keeps the log of a confident column accurate.
+    floor(e) is 1 exactly where e is 1, so e - floor(e) drops the maximum (and any tie,
+    added back as the count of ones minus one). The cost is sum(colsum(Y) log(sum e)) -
+    Y . (z - max z), and dZ[L] = scale (e / sum e - Y).
     """
-    shifted, rest, _ = buf.scratch
-    np.subtract(Z, np.maximum.reduce(Z, axis=0, keepdims=True), out=shifted)
-    np.exp(shifted, out=A)
-    np.copyto(rest, A)
-    rest[np.argmax(Z, axis=0), buf.columns] = 0.0
-    log_sum = np.log1p(np.add.reduce(rest, axis=0, keepdims=True))
-    np.divide(A, np.add.reduce(A, axis=0, keepdims=True), out=A)
-    np.subtract(shifted, log_sum, out=shifted)
-    return -float(np.vdot(Y, shifted))
+    ZL, dZL = buf.Z[-1], buf.dZL
+    n, mb = ZL.shape
+    dtype = ZL.dtype
+    e, whole, frac = (np.empty_like(ZL) for _ in range(3))
+    top, rest, count, total_e, y_sums = (np.empty(mb, dtype) for _ in range(5))
+    ones = np.ones(n, dtype)
+    y_flat, shifted_flat = Y.reshape(-1), ZL.reshape(-1)
+
+    def total() -> float:
+        return float(np.dot(y_sums, rest)) - float(np.dot(y_flat, shifted_flat))
+
+    return OutputRule(
+        forward=[
+            partial(np.maximum.reduce, ZL, 0, out=top),
+            partial(np.subtract, ZL, top, ZL),  # Z[L] now holds z - max z
+            partial(np.exp, ZL, e),
+            partial(np.floor, e, whole),
+            partial(np.subtract, e, whole, frac),
+            partial(np.dot, ones, frac, rest),
+            partial(np.dot, ones, whole, count),
+            partial(np.subtract, count, 1.0, count),
+            partial(np.add, rest, count, rest),
+            partial(np.add.reduce, e, 0, out=total_e),  # as the softmax of activations
+            partial(np.log1p, rest, rest),
+        ],
+        total=total,
+        backward=[
+            partial(np.divide, e, total_e, dZL),
+            partial(np.subtract, dZL, Y, dZL),
+            partial(np.multiply, dZL, scale, dZL),
+        ],
+        prepare=[partial(np.dot, ones, Y, y_sums)],
+    )
 
 
-FusedOutput = Callable[[Array, Array, Array, StepBuffers], float]
+FusedOutput = Callable[[StepBuffers, Array, float], OutputRule]
 
-# The output activation and its canonical loss computed together, keyed by the pair.
+# The output activation, its canonical loss and dZ[L] computed together, keyed by the pair.
 FUSED_OUTPUTS: dict[tuple[str, str], FusedOutput] = {
     ("sigmoid", "binary_cross_entropy"): _sigmoid_bce,
     ("softmax", "categorical_cross_entropy"): _softmax_cce,
 }
 
 
-def forward_cost_into(
-    state: TrainState, spec: NetworkSpec, X: Array, Y: Array, buf: StepBuffers
-) -> float:
-    """Forward propagation into ``buf`` and the cost (with L2) of the batch (X, Y)."""
-    fused = FUSED_OUTPUTS.get((spec.activations[-1], spec.loss))
-    if fused is None:
-        forward_into(spec, state.W, state.b, X, buf)
-        return cost_of(spec, state.W, buf.A[-1], Y, buf.Z[-1])
-    forward_into(spec, state.W, state.b, X, buf, output=False)
-    m = int(Y.shape[1])
-    cost = fused(buf.Z[-1], Y, buf.A[-1], buf) / m
-    if spec.l2_lambda:
-        cost += spec.l2_lambda / (2 * m) * l2_squared(state)
-    return cost
+def binary_labels(Y: Array) -> bool:
+    """Whether every label is 0 or 1 (the fused sigmoid + binary cross-entropy needs it)."""
+    return bool(np.all((Y == 0) | (Y == 1)))
 
 
-def gradients_into(
-    spec: NetworkSpec,
-    W: list[Array],
-    X: Array,
-    Y: Array,
-    buf: StepBuffers,
-    gW: list[Array],
-    gb: list[Array],
-    scale: float,
-) -> None:
-    """Backpropagation into gW, gb: gW[l-1] = scale * dZ[l] A[l-1]^T, gb likewise.
-
-    ``scale`` is 1/m, or lr/m to fold the learning rate in. The L2 term is added by
-    :func:`update_into`, which works on the whole flat gradient at once.
-    """
-    L = spec.L
+def _general_output(spec: NetworkSpec, buf: StepBuffers, Y: Array, scale: float) -> OutputRule:
+    """Any output activation and loss: A[L], the cost and dZ[L] as :mod:`model.network`."""
+    ZL, AL, dZL = buf.Z[-1], buf.A[-1], buf.dZL
     loss = LOSSES[spec.loss]
-    output = spec.activations[-1]
-    AL, ZL, dZ = buf.A[L - 1], buf.Z[L - 1], buf.dZ[L - 1]
-    if output == loss.canonical_activation:  # fused: see network.output_dA_dZ
-        np.subtract(AL, Y, out=dZ)
+    activation = ACTIVATIONS[spec.activations[-1]]
+    canonical = spec.activations[-1] == loss.canonical_activation
+    logit_cost = loss.logit_cost if canonical else None
+
+    def total() -> float:
+        return logit_cost(ZL, Y) if logit_cost is not None else loss.cost(AL, Y)
+
+    def chain_rule() -> None:
+        activation.backward(loss.gradient(AL, Y), ZL, AL, dZL)
+
+    first: Call = partial(np.subtract, AL, Y, dZL) if canonical else chain_rule
+    return OutputRule(
+        forward=[partial(activation.forward, ZL, AL)],
+        total=total,
+        backward=[first, partial(np.multiply, dZL, scale, dZL)],
+        prepare=[],
+    )
+
+
+def output_rule(
+    spec: NetworkSpec, buf: StepBuffers, Y: Array, scale: float, binary: bool
+) -> OutputRule:
+    """The fused rule for the output pair where there is one, else the general one.
+
+    ``binary``: whether the labels are all 0 or 1 (always true of the batches of a
+    Trainer whose whole Y is); the fused sigmoid + binary cross-entropy needs it.
+    """
+    pair = (spec.activations[-1], spec.loss)
+    fused = FUSED_OUTPUTS.get(pair)
+    if fused is None or (pair[0] == "sigmoid" and not binary):
+        rule = _general_output(spec, buf, Y, scale)
     else:
-        ACTIVATIONS[output].backward(loss.gradient(AL, Y), ZL, AL, dZ)
-    # Backpropagation is linear in dZ[L], so scaling it scales every dZ, dW and db.
-    np.multiply(dZ, scale, out=dZ)
+        rule = fused(buf, Y, scale)
+    for call in rule.prepare:
+        call()
+    return rule
+
+
+def _bound_forward(name: str, Z: Array, A: Array) -> Call:
+    """A = g(Z) as one call; relu and tanh call numpy directly (no Python layer)."""
+    if name == "relu":
+        return partial(np.maximum, Z, _zeros_like(Z), out=A)
+    if name == "tanh":
+        return partial(np.tanh, Z, A)
+    return partial(ACTIVATIONS[name].forward, Z, A)
+
+
+@dataclass(eq=False)
+class StepPlan:
+    """One training step from ``cur`` into ``nxt``, bound to one batch's arrays.
+
+    Run every call of ``forward``; ``cost()`` is then the batch's cost (with L2). Set
+    ``nxt.t = cur.t + 1``, run every call of ``backward`` (the gradients into
+    ``nxt.grad``, then the update into ``nxt``), and ``finite()`` says whether the new
+    parameters and moments are all finite.
+    """
+
+    forward: list[Call]
+    cost: Callable[[], float]
+    backward: list[Call]
+    finite: Callable[[], bool]
+
+
+def gradient_scale(spec: NetworkSpec, lr: float, mb: int) -> float:
+    """What the step's gradients are multiplied by: lr/mb for gradient descent (the
+    learning rate folded in), 1/mb for the other optimizers."""
+    return (lr if spec.optimizer.name == "gd" else 1.0) / mb
+
+
+def plan_step(
+    spec: NetworkSpec,
+    X: Array,
+    buf: StepBuffers,
+    rule: OutputRule,
+    cur: TrainState,
+    nxt: TrainState,
+    lr: float,
+) -> StepPlan:
+    """The calls of one step on the batch in (X, the rule's Y) from ``cur`` into ``nxt``.
+
+    ``rule`` must have been made with ``gradient_scale(spec, lr, buf.mb)``; the L2 term
+    added to the gradients carries the same scale.
+    """
+    L, mb = spec.L, buf.mb
+    scale = gradient_scale(spec, lr, mb)
+    W, b, Z, A = cur.W, cur.b, buf.Z, buf.A
+    inputs = [X, *A[:-1]]  # A[l-1] for layer l
+
+    forward: list[Call] = []
+    for i, name in enumerate(spec.activations):
+        forward.append(partial(np.dot, W[i], inputs[i], Z[i]))
+        forward.append(partial(np.add, Z[i], b[i], Z[i]))
+        if i < L - 1:
+            forward.append(_bound_forward(name, Z[i], A[i]))
+    forward += rule.forward
+
+    backward: list[Call] = list(rule.backward)
+    dZ = buf.dZL
     for i in range(L - 1, -1, -1):  # layer l = i + 1
-        A_prev = buf.A[i - 1] if i > 0 else X
-        np.dot(dZ, A_prev.T, out=gW[i])
-        np.dot(dZ, buf.ones, out=gb[i])
+        backward.append(partial(np.dot, dZ, inputs[i].T, nxt.gW[i]))
+        backward.append(partial(np.dot, dZ, buf.ones, nxt.gb[i]))
         if i > 0:
-            dA = buf.dA[i - 1]
-            np.dot(W[i].T, dZ, out=dA)
-            dZ = ACTIVATIONS[spec.activations[i - 1]].backward(
-                dA, buf.Z[i - 1], buf.A[i - 1], buf.dZ[i - 1]
-            )
+            backward.append(partial(np.dot, W[i].T, dZ, Z[i - 1]))  # dA[l-1]
+            in_place = ACTIVATIONS[spec.activations[i - 1]].backward_in_place
+            backward.append(partial(in_place, Z[i - 1], A[i - 1], buf.scratch(Z[i - 1].shape[0])))
+            dZ = Z[i - 1]
+    backward += _update_calls(spec, lr, scale * spec.l2_lambda, cur, nxt)
+
+    return StepPlan(forward, _cost(spec, cur, rule, mb), backward, _finite(nxt))
 
 
-def l2_squared(state: TrainState) -> float:
-    """sum over layers of ||W[l]||^2, read from the flat parameters in one pass."""
-    W = state.theta[: state.layout.n_W]
-    return float(np.dot(W, W))
+def _cost(spec: NetworkSpec, cur: TrainState, rule: OutputRule, m: int) -> Callable[[], float]:
+    total = rule.total
+    if not spec.l2_lambda:
+        return lambda: float(total()) / m
+    W = cur.theta[: cur.layout.n_W]
+    factor = spec.l2_lambda / (2 * m)
+    return lambda: float(total()) / m + factor * float(np.dot(W, W))
 
 
-def update_into(
-    opt: OptimizerSpec, lr: float, l2_scale: float, cur: TrainState, nxt: TrainState
-) -> None:
+def _update_calls(
+    spec: NetworkSpec, lr: float, l2_scale: float, cur: TrainState, nxt: TrainState
+) -> list[Call]:
     """Add the L2 term to nxt's gradient, then write the updated state into ``nxt``.
 
     ``l2_scale`` is lambda/m times whatever scale the gradients carry (lr for gd). Each
     operation runs once over the whole flat vector, whatever the number of layers.
     """
-    g = nxt.grad
+    opt, g = spec.optimizer, nxt.grad
+    calls: list[Call] = []
     if l2_scale:
         n_W = cur.layout.n_W
         scratch = nxt.theta[:n_W]  # overwritten by the update below
-        np.multiply(cur.theta[:n_W], l2_scale, out=scratch)
-        np.add(g[:n_W], scratch, out=g[:n_W])
-    t = cur.t + 1
+        calls.append(partial(np.multiply, cur.theta[:n_W], l2_scale, scratch))
+        calls.append(partial(np.add, g[:n_W], scratch, g[:n_W]))
     if opt.name == "gd":
-        gd_into(cur.theta, g, nxt.theta)
+        calls.append(partial(np.subtract, cur.theta, g, nxt.theta))
     elif opt.name == "momentum":
         v, v_out = cur.moments["v"], nxt.moments["v"]
-        momentum_into(cur.theta, g, v, lr, opt.beta, nxt.theta, v_out)
+        calls.append(partial(momentum_into, cur.theta, g, v, lr, opt.beta, nxt.theta, v_out))
     else:
         v, v_out = cur.moments["v"], nxt.moments["v"]
         s, s_out = cur.moments["s"], nxt.moments["s"]
-        adam_into(cur.theta, g, v, s, t, lr, opt, nxt.theta, v_out, s_out)
-    nxt.t = t
+
+        def adam() -> None:  # t is this update's, nxt.t
+            adam_into(cur.theta, g, v, s, nxt.t, lr, opt, nxt.theta, v_out, s_out)
+
+        calls.append(adam)
+    return calls
+
+
+def _finite(state: TrainState) -> Callable[[], bool]:
+    if not state.moments:
+        return partial(_all_finite, state.theta)
+    return state.is_finite

@@ -7,6 +7,7 @@ and must match :mod:`model.network` plus :func:`model.optimizers.apply_update`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,12 @@ from model.checks import check_X, check_Y
 from model.errors import ModelError, TrainingDiverged
 from model.fast import (
     StepBuffers,
+    StepPlan,
     TrainState,
-    forward_cost_into,
-    gradients_into,
-    update_into,
+    binary_labels,
+    gradient_scale,
+    output_rule,
+    plan_step,
 )
 from model.network import Gradients, Network, cost_of, forward_pass
 from model.spec import MAX_SEED, check_float, check_int
@@ -98,6 +101,20 @@ class TrainResult:
     last_step: StepRecord | None
 
 
+@dataclass(eq=False)
+class _Batch:
+    """A batch size's arrays and its two step plans.
+
+    ``X``, ``Y`` are the batch (the whole data, or the buffers mini-batches are gathered
+    into); ``plans[p]`` steps from the trainer's state ``p`` into state ``1 - p``.
+    """
+
+    X: Array
+    Y: Array
+    prepare: list[Callable[[], object]]
+    plans: tuple[StepPlan, StepPlan]
+
+
 def epoch_batches(m: int, batch_size: int, rng: np.random.RandomState) -> list[NDArray[np.intp]]:
     """Column indices of one epoch's mini-batches.
 
@@ -124,7 +141,9 @@ class Trainer:
         self._spec = spec
         self._X = check_X(spec, X)
         self._m = int(self._X.shape[1])
-        self._Y = check_Y(spec, Y, self._m)
+        # C order, so that the step's flat views of Y are views.
+        self._Y = np.ascontiguousarray(check_Y(spec, Y, self._m))
+        self._binary = binary_labels(self._Y)
         lr = options.learning_rate
         self._lr = spec.optimizer.learning_rate if lr is None else float(lr)
         self._batch_size = options.batch_size
@@ -138,8 +157,10 @@ class Trainer:
         self._steps_trained = network.steps_trained
         self._cur = TrainState.of(network)
         self._spare = self._cur.empty_like()
-        self._buffers: dict[int, StepBuffers] = {}  # by batch size
-        self._gathered: dict[int, tuple[Array, Array]] = {}  # mini-batch X, Y by size
+        self._states = (self._cur, self._spare)
+        self._parity = 0  # self._cur is self._states[self._parity]
+        self._full: _Batch | None = None  # full-batch training's batch, once made
+        self._batches: dict[int, _Batch] = {}  # mini-batches by size
         self._costs: list[StepRecord] = []
         self._last_finite_cost: float | None = None
         self._final_cost: tuple[int, float | None] | None = None  # (steps_done, cost)
@@ -150,29 +171,37 @@ class Trainer:
         """Whether all steps have been made, or training diverged."""
         return self._diverged is not None or self.steps_done >= self.total_steps
 
-    def _buffers_for(self, mb: int) -> StepBuffers:
-        if mb not in self._buffers:
-            self._buffers[mb] = StepBuffers(self._spec, mb)
-        return self._buffers[mb]
+    def _make_batch(self, X: Array, Y: Array) -> _Batch:
+        spec, mb = self._spec, int(X.shape[1])
+        buf = StepBuffers(spec, mb)
+        rule = output_rule(spec, buf, Y, gradient_scale(spec, self._lr, mb), self._binary)
+        a, b = self._states
+        plans = (
+            plan_step(spec, X, buf, rule, a, b, self._lr),
+            plan_step(spec, X, buf, rule, b, a, self._lr),
+        )
+        return _Batch(X, Y, rule.prepare, plans)
 
-    def _next_batch(self) -> tuple[Array, Array]:
+    def _next_batch(self) -> _Batch:
         if self._rng is None or self._batch_size is None:
-            return self._X, self._Y
+            self._full = self._make_batch(self._X, self._Y)
+            return self._full
         k = self.steps_done % len(self._epoch) if self._epoch else 0
         if k == 0:
             self._epoch = epoch_batches(self._m, self._batch_size, self._rng)
         columns = self._epoch[k]
         mb = len(columns)
-        if mb not in self._gathered:
+        batch = self._batches.get(mb)
+        if batch is None:
             dtype = self._spec.np_dtype
-            self._gathered[mb] = (
-                np.empty((self._spec.n_x, mb), dtype),
-                np.empty((self._spec.n_L, mb), dtype),
-            )
-        X, Y = self._gathered[mb]
-        np.take(self._X, columns, axis=1, out=X)
-        np.take(self._Y, columns, axis=1, out=Y)
-        return X, Y
+            X = np.empty((self._spec.n_x, mb), dtype)
+            Y = np.empty((self._spec.n_L, mb), dtype)
+            batch = self._batches[mb] = self._make_batch(X, Y)
+        np.take(self._X, columns, axis=1, out=batch.X)
+        np.take(self._Y, columns, axis=1, out=batch.Y)
+        for call in batch.prepare:  # what the step derives from the labels
+            call()
+        return batch
 
     def step(self) -> StepRecord:
         """Make one update and return its record.
@@ -212,21 +241,23 @@ class Trainer:
         return self._costs[start:]
 
     def _step(self) -> StepRecord:
-        spec, opt, cur, nxt = self._spec, self._spec.optimizer, self._cur, self._spare
         number = self._steps_trained + 1
-        X, Y = self._next_batch()
-        mb = X.shape[1]
-        buf = self._buffers.get(mb) or self._buffers_for(mb)
-        cost = forward_cost_into(cur, spec, X, Y, buf)
+        batch = self._full or self._next_batch()
+        plan = batch.plans[self._parity]
+        for call in plan.forward:
+            call()
+        cost = plan.cost()
         if not math.isfinite(cost):
             raise self._diverge(number, "its cost")
         self._last_finite_cost = cost
-        scale = (self._lr if opt.name == "gd" else 1.0) / mb
-        gradients_into(spec, cur.W, X, Y, buf, nxt.gW, nxt.gb, scale)
-        update_into(opt, self._lr, scale * spec.l2_lambda, cur, nxt)
-        if not nxt.is_finite():
+        cur, nxt = self._cur, self._spare
+        nxt.t = cur.t + 1
+        for call in plan.backward:
+            call()
+        if not plan.finite():
             raise self._diverge(number, "its updated parameters")
         self._cur, self._spare = nxt, cur  # commit
+        self._parity ^= 1
         self.steps_done += 1
         self._steps_trained = number
         record = StepRecord(number, cost)
@@ -250,8 +281,11 @@ class Trainer:
             return self._final_cost[1]
         cur = self._cur
         with np.errstate(all="ignore"):
-            if self._m in self._buffers:  # full-batch buffers exist: reuse them
-                cost = forward_cost_into(cur, self._spec, self._X, self._Y, self._buffers[self._m])
+            if self._full is not None:  # the step's own forward pass and cost
+                plan = self._full.plans[self._parity]
+                for call in plan.forward:
+                    call()
+                cost = plan.cost()
             else:
                 cache = forward_pass(self._spec, cur.W, cur.b, self._X)
                 cost = cost_of(self._spec, cur.W, cache.A[-1], self._Y, cache.Z[-1])

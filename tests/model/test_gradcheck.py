@@ -171,7 +171,9 @@ def test_result_fields_and_thresholds() -> None:
 def test_a_wrong_derivative_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     # The oracle habit: break backprop on purpose and the check must notice.
     tanh = ACTIVATIONS["tanh"]
-    wrong = Activation(tanh.forward, lambda dA, Z, A, out: dA * (1 - A))  # should be 1 - A^2
+    wrong = Activation(  # should be 1 - A^2
+        tanh.forward, lambda dA, Z, A, out: dA * (1 - A), tanh.backward_in_place
+    )
     monkeypatch.setitem(ACTIVATIONS, "tanh", wrong)
     spec = build_spec([2, 3, 1], hidden_activation="tanh", seed=1)
     rng = np.random.RandomState(1)
