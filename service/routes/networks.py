@@ -35,7 +35,7 @@ from service.schemas import (
     ParametersPublic,
     ParametersPut,
 )
-from service.store import NetworkMissing, NetworkRecord, Update
+from service.store import NetworkLimitReached, NetworkMissing, NetworkRecord, Update
 from service.updates import update_network
 
 router = APIRouter(route_class=OrjsonRoute, tags=["networks"])
@@ -70,11 +70,6 @@ def create(
     body: NetworkCreate, store: StoreDep, owner: OwnerDep, settings: SettingsDep
 ) -> ORJSONResponse:
     check_network_size(body.layer_dims, settings)
-    if store.count_networks(owner) >= settings.max_networks_per_owner:
-        raise Invalid(
-            f"You already keep {settings.max_networks_per_owner} networks, the limit; "
-            "delete one first."
-        )
     spec = build_spec(
         body.layer_dims,
         hidden_activation=body.hidden_activation,
@@ -91,7 +86,14 @@ def create(
         network = create_network(spec)
     else:
         network = create_network(spec, *_split(body.parameters))
-    record = store.create_network(uuid.uuid4().hex, owner, body.name, network)
+    try:
+        record = store.create_network(
+            uuid.uuid4().hex, owner, body.name, network, limit=settings.max_networks_per_owner
+        )
+    except NetworkLimitReached as reached:
+        raise Invalid(
+            f"You already keep {reached.limit} networks, the limit; delete one first."
+        ) from None
     return ORJSONResponse(
         network_resource(record.meta),
         status_code=201,

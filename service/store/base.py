@@ -42,6 +42,14 @@ class NetworkBusy(StoreError):
         self.job_id = job_id
 
 
+class NetworkLimitReached(StoreError):
+    """The owner already keeps as many networks as the limit allows."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the owner already keeps {limit} networks, the limit")
+        self.limit = limit
+
+
 class JobMissing(StoreError):
     """No such job (for this owner)."""
 
@@ -175,8 +183,17 @@ class Store(Protocol):
         """Raise if the backend cannot be reached."""
 
     def create_network(
-        self, network_id: str, owner: str, name: str | None, network: Network
-    ) -> NetworkRecord: ...
+        self,
+        network_id: str,
+        owner: str,
+        name: str | None,
+        network: Network,
+        *,
+        limit: int | None = None,
+    ) -> NetworkRecord:
+        """Raise :class:`NetworkLimitReached` if ``owner`` already keeps ``limit``
+        networks: counted in the insert's transaction, so concurrent creates in any number
+        of processes cannot exceed it."""
 
     def get_network(self, network_id: str, owner: str) -> NetworkRecord:
         """Raise :class:`NetworkMissing`."""

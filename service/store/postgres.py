@@ -36,6 +36,7 @@ from service.store.base import (
     JobStatus,
     LastGradients,
     NetworkBusy,
+    NetworkLimitReached,
     NetworkMeta,
     NetworkMissing,
     NetworkRecord,
@@ -115,6 +116,9 @@ MIGRATIONS: tuple[str, ...] = (
 
 # pg_advisory_xact_lock's key for migrations: "backprop" in ASCII, as a bigint.
 MIGRATION_LOCK = int.from_bytes(b"backprop", "big")
+# The first key of the two-key advisory locks on an owner's networks ("bp" in ASCII); the
+# two-key space never overlaps the one-key space of MIGRATION_LOCK.
+OWNER_LOCK_SPACE = int.from_bytes(b"bp", "big")
 
 _META_COLUMNS = "id, owner, name, spec, version, steps_trained, created_at, updated_at"
 _JOB_COLUMNS = (
@@ -210,11 +214,27 @@ class PostgresStore:
         )
 
     def create_network(
-        self, network_id: str, owner: str, name: str | None, network: Network
+        self,
+        network_id: str,
+        owner: str,
+        name: str | None,
+        network: Network,
+        *,
+        limit: int | None = None,
     ) -> NetworkRecord:
         body = to_bytes(network)
         now = utc_now()
-        with self._connection() as conn:
+        with self._transaction() as conn:
+            if limit is not None:
+                # One creator per owner at a time (until commit), so the count holds.
+                conn.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (OWNER_LOCK_SPACE, owner)
+                )
+                row = conn.execute(
+                    "SELECT count(*) FROM networks WHERE owner = %s", (owner,)
+                ).fetchone()
+                if row is not None and row[0] >= limit:
+                    raise NetworkLimitReached(limit)
             row = conn.execute(
                 f"INSERT INTO networks ({_META_COLUMNS}, body) "
                 "VALUES (%s, %s, %s, %s, 1, %s, %s, %s, %b) "

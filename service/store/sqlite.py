@@ -34,6 +34,7 @@ from service.store.base import (
     JobStatus,
     LastGradients,
     NetworkBusy,
+    NetworkLimitReached,
     NetworkMeta,
     NetworkMissing,
     NetworkRecord,
@@ -198,7 +199,13 @@ class SQLiteStore:
     # ---- networks ----------------------------------------------------------------------
 
     def create_network(
-        self, network_id: str, owner: str, name: str | None, network: Network
+        self,
+        network_id: str,
+        owner: str,
+        name: str | None,
+        network: Network,
+        *,
+        limit: int | None = None,
     ) -> NetworkRecord:
         now = utc_now()
         meta = NetworkMeta(
@@ -211,7 +218,13 @@ class SQLiteStore:
             created_at=now,
             updated_at=now,
         )
-        with self._write() as conn:
+        with self._write() as conn:  # BEGIN IMMEDIATE: one writer at a time, so the count holds
+            if limit is not None:
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM networks WHERE owner = ?", (owner,)
+                ).fetchone()
+                if count >= limit:
+                    raise NetworkLimitReached(limit)
             conn.execute(
                 f"INSERT INTO networks ({_META_COLUMNS}, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from model import create_network
-from service.store import NetworkMissing, Store, open_store
+from service.store import NetworkLimitReached, NetworkMissing, Store, open_store
 from service.store import postgres as pg
 from service.store import sqlite as lite
 from tests.store.conftest import OpenStore
@@ -159,3 +159,27 @@ def applied_migrations(store: Store) -> int:
     assert isinstance(store, lite.SQLiteStore)
     with sqlite3.connect(store.path) as conn:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def test_the_per_owner_limit_holds_under_concurrent_creates(
+    store: Store, open_another: OpenStore
+) -> None:
+    stores = [store, open_another(), open_another()]  # as three processes or replicas
+    store.create_network("bob-1", "bob", None, new_network())  # another owner's: not counted
+
+    def create(number: int) -> str:
+        try:
+            stores[number % 3].create_network(f"a{number}", "alice", None, new_network(), limit=3)
+        except NetworkLimitReached as reached:
+            return f"refused:{reached.limit}"
+        return "created"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(create, range(12)))
+    assert outcomes.count("created") == 3
+    assert outcomes.count("refused:3") == 9
+    assert store.count_networks("alice") == 3
+    store.create_network("bob-2", "bob", None, new_network(), limit=3)
+    store.delete_network(store.list_networks("alice")[0].id, "alice")
+    store.create_network("a-again", "alice", None, new_network(), limit=3)
+    assert store.count_networks("alice") == 3
