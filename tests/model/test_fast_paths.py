@@ -316,3 +316,18 @@ def test_all_finite_is_exact(dtype: type) -> None:
         assert not all_finite(X.T)  # not contiguous
         with pytest.raises(ModelError, match=r"first at row 2, column 1"):
             check_finite("X", X)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_one_unit_layers_train_like_the_plain_path(dtype: str) -> None:
+    # Every bias here is added as a 0-d view (a layer of one unit).
+    spec = build_spec([3, 1, 1], hidden_activation="tanh", dtype=dtype, seed=2)
+    X, Y = make_data(spec, 5, seed=3)
+    options = TrainOptions(epochs=3)
+    fast = train(create_network(spec), X, Y, options)
+    expected, costs, _ = plain_train(create_network(spec), X, Y, options)
+    assert_close(
+        np.array([r.cost for r in fast.costs]), np.array([r.cost for r in costs]), TOLERANCE[dtype]
+    )
+    for a, e in zip([*fast.network.W, *fast.network.b], [*expected.W, *expected.b], strict=True):
+        assert_close(a, e, TOLERANCE[dtype])
