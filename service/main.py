@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = store is None
         if opened:
-            app.state.store = open_store(settings.database_url)
+            app.state.store = open_store(settings.database_url, settings.database_pool_size)
         app.state.jobs.start()  # and fail the jobs a dead process left behind
         try:
             yield

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
         default_factory=_default_database_url,
         description="sqlite:///path/to/file.db (default: ./data/backprop.db) or postgresql://...",
     )
+    database_pool_size: int = Field(
+        10, ge=1, le=1000, description="PostgreSQL connections per process (SQLite: unused)."
+    )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_parameters: int = Field(10_000_000, ge=1, description="Most parameters in one network.")
     max_layers: int = Field(64, ge=1, description="Most layers (L) in one network.")

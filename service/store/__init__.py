@@ -22,14 +22,15 @@ from service.store.base import (
 from service.store.sqlite import SQLiteStore
 
 
-def open_store(database_url: str) -> Store:
-    """The backend ``database_url`` names."""
+def open_store(database_url: str, pool_size: int = 10) -> Store:
+    """The backend ``database_url`` names (``pool_size``: connections per process to a
+    database server)."""
     if database_url.startswith("sqlite:///"):
         return SQLiteStore.from_url(database_url)
     if database_url.startswith(("postgresql://", "postgres://")):
         from service.store.postgres import PostgresStore  # psycopg loads only when used
 
-        return PostgresStore.from_url(database_url)
+        return PostgresStore.from_url(database_url, max_connections=pool_size)
     raise ValueError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs yet")
 
 

@@ -159,8 +159,8 @@ class PostgresStore:
             raise
 
     @classmethod
-    def from_url(cls, url: str) -> PostgresStore:
-        return cls(url)
+    def from_url(cls, url: str, *, max_connections: int = 10) -> PostgresStore:
+        return cls(url, max_connections=max_connections)
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:

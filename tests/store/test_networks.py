@@ -183,3 +183,14 @@ def test_the_per_owner_limit_holds_under_concurrent_creates(
     store.delete_network(store.list_networks("alice")[0].id, "alice")
     store.create_network("a-again", "alice", None, new_network(), limit=3)
     assert store.count_networks("alice") == 3
+
+
+def test_the_pool_size_reaches_a_database_server(store_url: str) -> None:
+    store = open_store(store_url, pool_size=3)
+    try:
+        if isinstance(store, pg.PostgresStore):
+            assert store._pool.max_size == 3
+        store.create_network("n1", "alice", None, new_network())
+        assert store.count_networks() == 1
+    finally:
+        store.close()
