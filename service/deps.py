@@ -133,12 +133,15 @@ class NetworkLoader:
             raise network_missing(self.network_id) from None
 
 
-async def network_loader(
-    network_id: NetworkId, store: StoreDep, owner: OwnerDep, cache: CacheDep
-) -> NetworkLoader:
+async def network_loader(network_id: NetworkId, request: Request, owner: OwnerDep) -> NetworkLoader:
     """:func:`load_network` deferred to :meth:`NetworkLoader.run`, which spares hot routes
-    (a one-example prediction) the hop to the thread pool."""
-    return NetworkLoader(network_id, store, owner, cache)
+    (a one-example prediction) the hop to the thread pool. The store and the cache are
+    read here rather than as dependencies of their own: FastAPI's resolution of each costs
+    about as much as a tiny prediction (it is the same store ``create_app`` was given).
+    """
+    return NetworkLoader(
+        network_id, await get_store(request), owner, await get_network_cache(request)
+    )
 
 
 NetworkDep = Annotated[NetworkRecord, Depends(load_network)]
