@@ -224,13 +224,15 @@ def measure_job(process: ServerProcess, rounds: int, steps: int) -> JobOverhead:
             if response.status_code != 202:
                 raise LookupError(f"POST /networks/{{id}}/jobs answered {response.status_code}")
             location = response.headers.get("location") or f"/jobs/{response.json()['id']}"
-            while True:
-                state = client.get(location).json()
-                if state["status"] in ("succeeded", "failed", "cancelled"):
-                    if state["status"] != "succeeded":
-                        raise RuntimeError(f"the job ended {state['status']}: {state.get('error')}")
-                    return
-                time.sleep(0.02)
+            # Followed as the README shows, through its server-sent events: the stream ends
+            # with the final event (polling every few ms would load the server it measures).
+            with client.stream("GET", f"{location}/events") as events:
+                for line in events.iter_lines():
+                    if line.startswith("event: ") and line[7:] in ("failed", "cancelled"):
+                        raise RuntimeError(f"the job ended {line[7:]}")
+                    if line == "event: succeeded":
+                        return
+            raise RuntimeError("the job's event stream ended without a final event")
 
         try:
             timings = interleaved(
