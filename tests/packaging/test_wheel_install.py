@@ -173,3 +173,7 @@ def test_wheel_serves_the_api_with_the_dockerfiles_cmd_and_env(tmp_path: Path) -
     assert "Traceback" not in server.output()
     assert (data / "backprop.db").is_file(), "BACKPROP_DATABASE_URL points into /data"
     assert not (workdir / "data").exists(), "nothing on the default ./data/ path"
+
+    # The image's other command, for moving to PostgreSQL: installed beside it, and it runs.
+    copier = venv / "bin" / "backprop-copy-store"
+    assert "sqlite:///" in run([str(copier), "--help"], workdir)
