@@ -30,6 +30,7 @@ WIRE_DTYPES: dict[str, np.dtype[np.floating[Any]]] = {
 }
 _NUMBERS = frozenset({int, float})
 _JSON_NAMES = {bool: "true/false", str: "a string", list: "an array", dict: "an object"}
+NOT_FINITE = "every entry must be a finite number; received NaN or Infinity"
 
 MATRIX_JSON_SCHEMA: dict[str, Any] = {
     "title": "Matrix",
@@ -136,9 +137,6 @@ def decode_matrix(value: Any) -> NDArray[np.floating[Any]] | JsonRows:
     if not all_finite(matrix):
         raise ValueError(NOT_FINITE)
     return matrix
-
-
-NOT_FINITE = "every entry must be a finite number; received NaN or Infinity"
 
 
 def _json_name(value: Any) -> str:
