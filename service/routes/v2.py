@@ -11,6 +11,7 @@ here whatever its Content-Type (the sync tritonclient sends none, the async one
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Annotated, Any
 
 import orjson
@@ -229,7 +230,18 @@ def load_record(
 
 
 MetaDep = Annotated[NetworkMeta, Depends(load_meta)]
-RecordDep = Annotated[NetworkRecord, Depends(load_record)]
+ModelLoader = Callable[[], NetworkRecord]
+
+
+async def model_loader(
+    model_name: ModelName, store: StoreDep, owner: OwnerDep, cache: CacheDep
+) -> ModelLoader:
+    """:func:`load_record` deferred, so that inference loads its network in the same
+    thread-pool turn as its work: one hop per call, not two."""
+    return partial(load_record, model_name, store, owner, cache)
+
+
+LoaderDep = Annotated[ModelLoader, Depends(model_loader)]
 
 
 def load_meta_at(meta: MetaDep, model_version: ModelVersion) -> NetworkMeta:
@@ -237,13 +249,17 @@ def load_meta_at(meta: MetaDep, model_version: ModelVersion) -> NetworkMeta:
     return meta
 
 
-def load_record_at(record: RecordDep, model_version: ModelVersion) -> NetworkRecord:
-    check_version(record.meta.id, record.meta.version, model_version)
-    return record
+async def model_loader_at(load: LoaderDep, model_version: ModelVersion) -> ModelLoader:
+    def load_at() -> NetworkRecord:
+        record = load()
+        check_version(record.meta.id, record.meta.version, model_version)
+        return record
+
+    return load_at
 
 
 MetaAtDep = Annotated[NetworkMeta, Depends(load_meta_at)]
-RecordAtDep = Annotated[NetworkRecord, Depends(load_record_at)]
+LoaderAtDep = Annotated[ModelLoader, Depends(model_loader_at)]
 
 
 # ---- server ---------------------------------------------------------------------------------
@@ -350,11 +366,12 @@ def model_ready_at(meta: MetaAtDep) -> Response:
     return _ready(meta)
 
 
-async def _infer(request: Request, record: NetworkRecord, settings: SettingsDep) -> Response:
+async def _infer(request: Request, load: ModelLoader, settings: SettingsDep) -> Response:
     body = await request.body()
     headers = request.headers
 
     def work() -> tuple[bytes, int | None]:
+        record = load()
         raw = decode_body(body, headers.get("content-encoding"), settings.max_body_bytes)
         parsed = parse_request(raw, headers.get(HEADER_LENGTH))
         return infer(
@@ -382,8 +399,8 @@ _INFER_RESPONSES = {200: _BINARY_ANSWER, **_errors(400, 401, 404, 413, 415)}
     responses=_INFER_RESPONSES,
     openapi_extra=_INFER_BODY,
 )
-async def model_infer(request: Request, record: RecordDep, settings: SettingsDep) -> Response:
-    return await _infer(request, record, settings)
+async def model_infer(request: Request, load: LoaderDep, settings: SettingsDep) -> Response:
+    return await _infer(request, load, settings)
 
 
 @router.post(
@@ -394,8 +411,8 @@ async def model_infer(request: Request, record: RecordDep, settings: SettingsDep
     responses=_INFER_RESPONSES,
     openapi_extra=_INFER_BODY,
 )
-async def model_infer_at(request: Request, record: RecordAtDep, settings: SettingsDep) -> Response:
-    return await _infer(request, record, settings)
+async def model_infer_at(request: Request, load: LoaderAtDep, settings: SettingsDep) -> Response:
+    return await _infer(request, load, settings)
 
 
 # ---- anything else under /v2 -----------------------------------------------------------------

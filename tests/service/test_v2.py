@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import numpy as np
 import orjson
@@ -633,3 +634,26 @@ async def test_the_documented_example_runs(client: httpx.AsyncClient) -> None:
     answer, tensors = read_json(await infer(client, net["id"], example))
     assert answer["id"] == example["id"]
     assert tensors["predictions"].shape == (4, 1)
+
+
+async def test_inference_takes_one_thread_pool_turn_per_call(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = await create(client, layer_dims=[2, 4, 1])
+    turns = 0
+    original = anyio.to_thread.run_sync
+
+    async def counted(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        nonlocal turns
+        turns += 1
+        return await original(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    # Loading the network (a cache miss, then a hit) and the inference share one turn.
+    for version in (None, None, "1"):
+        read_json(await infer(client, net["id"], infer_body(), version=version))
+    assert turns == 3
+    missing = await infer(client, "nope", infer_body())
+    assert_error(missing, 404, "no model")
+    stale = await infer(client, net["id"], infer_body(), version="7")
+    assert_error(stale, 404, "no version '7'")
