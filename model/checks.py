@@ -80,6 +80,19 @@ def check_finite(name: str, array: NDArray[np.generic]) -> None:
         )
 
 
+def _as_finite(
+    name: str, array: NDArray[np.generic], dtype: np.dtype[np.floating], *, copy: bool
+) -> Array:
+    """``array`` in ``dtype`` (a new array with ``copy``), refused unless every entry is finite.
+
+    Checked after the cast: a finite float64 beyond float32's range becomes infinite there.
+    """
+    with np.errstate(over="ignore"):
+        cast: Array = np.array(array, dtype=dtype, copy=True if copy else None)
+    check_finite(name, cast)
+    return cast
+
+
 def _number(value: SupportsFloat) -> str:
     """A number as a person writes it (numpy 2's repr would say np.float64(2.0))."""
     return f"{float(value):g}"
@@ -115,11 +128,7 @@ def check_X(spec: NetworkSpec, X: ArrayLike) -> Array:
         raise ModelError(
             f"X must hold at least one example (m >= 1); received shape {array.shape}."
         )
-    # Checked after the cast: a finite float64 beyond float32's range becomes infinite.
-    with np.errstate(over="ignore"):
-        X_out = array.astype(spec.np_dtype, copy=False)
-    check_finite("X", X_out)
-    return X_out
+    return _as_finite("X", array, spec.np_dtype, copy=False)
 
 
 def _accepts_class_indices(spec: NetworkSpec) -> bool:
@@ -174,9 +183,7 @@ def check_Y(spec: NetworkSpec, Y: ArrayLike, m: int) -> Array:
         expected += f" (one-hot columns) or (1, {m}) (class indices)"
     if array.ndim != 2:
         raise ModelError(f"Y must be a 2-D array of shape {expected}; received {_describe(array)}.")
-    with np.errstate(over="ignore"):  # checked right after: see check_X
-        array = array.astype(spec.np_dtype, copy=False)
-    check_finite("Y", array)
+    array = _as_finite("Y", array, spec.np_dtype, copy=False)
     if indices and array.shape == (1, m):
         return _one_hot(spec, array)
     if array.shape != (n_L, m):
@@ -240,8 +247,5 @@ def check_parameters(
                     f"{name} (layer {l}) must have shape {symbol} = {expected}; "
                     f"received {array.shape}."
                 )
-            with np.errstate(over="ignore"):
-                copied = np.array(array, dtype=spec.np_dtype, copy=True)
-            check_finite(name, copied)  # after the cast, as in check_X
-            out.append(copied)
+            out.append(_as_finite(name, array, spec.np_dtype, copy=True))
     return W_out, b_out
