@@ -112,6 +112,12 @@ MIGRATIONS: tuple[str, ...] = (
         lease_until TIMESTAMPTZ NOT NULL
     );
     """,
+    # Creation order among networks made in the same millisecond (ids are random).
+    """
+    ALTER TABLE networks ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY;
+    DROP INDEX networks_by_owner;
+    CREATE INDEX networks_by_owner ON networks (owner, created_at, seq);
+    """,
 )
 
 # pg_advisory_xact_lock's key for migrations: "backprop" in ASCII, as a bigint.
@@ -278,7 +284,7 @@ class PostgresStore:
     def list_networks(self, owner: str) -> list[NetworkMeta]:
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE owner = %s ORDER BY created_at, id",
+                f"SELECT {_META_COLUMNS} FROM networks WHERE owner = %s ORDER BY created_at, seq",
                 (owner,),
             ).fetchall()
         return [self._meta(row) for row in rows]

@@ -286,7 +286,7 @@ class SQLiteStore:
         rows = (
             self._connection()
             .execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE owner = ? ORDER BY created_at, id",
+                f"SELECT {_META_COLUMNS} FROM networks WHERE owner = ? ORDER BY created_at, rowid",
                 (owner,),
             )
             .fetchall()

@@ -29,7 +29,7 @@ _COPIES: tuple[tuple[str, str, str], ...] = (
     (
         "networks",
         "SELECT id, owner, name, spec, version, steps_trained, body, created_at, updated_at "
-        "FROM networks ORDER BY created_at, id",
+        "FROM networks ORDER BY created_at, rowid",
         "id, owner, name, spec, version, steps_trained, body, created_at, updated_at",
     ),
     (
@@ -47,7 +47,7 @@ _JOBS = (
     "SELECT j.id, j.network_id, j.owner, j.status, j.step, j.total_steps, j.cost, j.final_cost, "
     "j.error, j.cancel_requested, coalesce(r.body, j.request), j.created_at, j.started_at, "
     "j.finished_at FROM jobs AS j LEFT JOIN job_requests AS r ON r.job_id = j.id "
-    "ORDER BY j.created_at, j.id"
+    "ORDER BY j.created_at, j.rowid"
 )
 _JOB_COLUMNS = (
     "id, network_id, owner, status, step, total_steps, cost, final_cost, error, "

@@ -33,6 +33,7 @@ def test_create_then_read_back(store: Store) -> None:
     assert record.meta == created.meta
     assert_same_network(record.network, network)
     assert store.get_meta("n1", "alice") == created.meta
+    assert store.get_version("n1", "alice") == 1
 
 
 def test_an_unnamed_network_and_a_float32_one(store: Store) -> None:
@@ -51,12 +52,18 @@ def test_owners_see_only_their_own(store: Store) -> None:
     with pytest.raises(NetworkMissing):
         store.get_meta("n1", "bob")
     with pytest.raises(NetworkMissing):
+        store.get_version("n1", "bob")
+    with pytest.raises(NetworkMissing):
         store.delete_network("n1", "bob")
     assert store.list_networks("bob") == []
     assert store.get_meta("n1", "alice").id == "n1"
 
 
-def test_list_in_creation_order_and_count(store: Store) -> None:
+def test_list_in_creation_order_and_count(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # All in the same millisecond, as on a fast machine: the order cannot come from the
+    # timestamps (nor from the ids, which are random).
+    for backend in (lite, pg):
+        monkeypatch.setattr(backend, "utc_now", lambda: "2026-01-01T00:00:00.000Z")
     ids = [new_id() for _ in range(5)]
     for number, network_id in enumerate(ids):
         store.create_network(network_id, "alice", f"net {number}", new_network(seed=number))
