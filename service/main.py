@@ -82,7 +82,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.metrics = counters = Metrics()
     counters.add_gauges(lambda: _store_gauges(app))
     app.state.jobs = JobManager(settings, lambda: app.state.store, counters.training_steps.inc)
-    for module in (networks, training, jobs, inspection, prediction, health, metrics):
+    # FastAPI tries routers in this order, scanning each one's routes: the cheapest and
+    # hottest calls (probes, predictions) come first. No two routes match the same path.
+    for module in (health, prediction, networks, training, jobs, inspection, metrics):
         app.include_router(module.router)
     app.include_router(v2_router)
     install_error_handlers(app)
