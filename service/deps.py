@@ -10,6 +10,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import network_missing
+from service.limits import check_batch
 from service.matrices import Encoding
 from service.netcache import NetworkCache, get_network_cache
 from service.observability import Metrics
@@ -44,6 +45,10 @@ async def get_metrics(request: Request) -> Metrics:
 async def get_owner(request: Request) -> str:
     """The caller's owner id, set by :class:`service.auth.ApiKeyMiddleware`: a digest of the
     API key, or "" while the service is open (no keys configured)."""
+    return owner_of_request(request)
+
+
+def owner_of_request(request: Request) -> str:
     owner: str = getattr(request.state, "owner", "")
     return owner
 
@@ -101,30 +106,36 @@ class NetworkLoader:
     store: Store
     owner: str
     cache: NetworkCache
+    settings: Settings
 
     def __call__(self) -> NetworkRecord:
         return load_network(self.network_id, self.store, self.owner, self.cache)
 
     async def run(self, work: Callable[[NetworkRecord], T], examples: int) -> T:
-        """``work(record)`` in the thread pool, or right here when it is small.
+        """``work(record)`` on a batch of ``examples`` that :func:`check_batch` admits, in the
+        thread pool, or right here when it is small.
 
         Small: the store reads at memory speed (embedded SQLite; never a server round
         trip), the network's current version is cached, and ``examples`` columns through
         it cost at most :data:`INLINE_MULTIPLY_ADDS`.
         """
+
+        def checked(record: NetworkRecord) -> T:
+            check_batch(record.network.spec, examples, self.settings)
+            return work(record)
+
         if not self.store.local_reads:
-            return await run_in_threadpool(lambda: work(self()))
+            return await run_in_threadpool(lambda: checked(self()))
         try:
-            meta = self.store.get_meta(self.network_id, self.owner)
+            version = self.store.get_version(self.network_id, self.owner)
         except NetworkMissing:
             raise network_missing(self.network_id) from None
-        network = self.cache.get(self.network_id, meta.version)
-        if network is None:  # deserializing the stored network is thread-pool work
-            return await run_in_threadpool(lambda: work(self._fetch()))
-        record = NetworkRecord(meta=meta, network=network)
-        if examples * meta.spec.parameter_count <= INLINE_MULTIPLY_ADDS:
-            return work(record)
-        return await run_in_threadpool(work, record)
+        record = self.cache.get(self.network_id, version)
+        if record is None:  # deserializing the stored network is thread-pool work
+            return await run_in_threadpool(lambda: checked(self._fetch()))
+        if examples * record.meta.spec.parameter_count <= INLINE_MULTIPLY_ADDS:
+            return checked(record)
+        return await run_in_threadpool(checked, record)
 
     def _fetch(self) -> NetworkRecord:
         try:
@@ -133,14 +144,18 @@ class NetworkLoader:
             raise network_missing(self.network_id) from None
 
 
-async def network_loader(network_id: NetworkId, request: Request, owner: OwnerDep) -> NetworkLoader:
+async def network_loader(network_id: NetworkId, request: Request) -> NetworkLoader:
     """:func:`load_network` deferred to :meth:`NetworkLoader.run`, which spares hot routes
-    (a one-example prediction) the hop to the thread pool. The store and the cache are
-    read here rather than as dependencies of their own: FastAPI's resolution of each costs
-    about as much as a tiny prediction (it is the same store ``create_app`` was given).
+    (a one-example prediction) the hop to the thread pool. The store, the cache, the owner
+    and the settings are read here rather than as dependencies of their own: FastAPI's
+    resolution of each costs about as much as a tiny prediction.
     """
     return NetworkLoader(
-        network_id, await get_store(request), owner, await get_network_cache(request)
+        network_id,
+        await get_store(request),
+        owner_of_request(request),
+        await get_network_cache(request),
+        await get_settings(request),
     )
 
 

@@ -1,12 +1,12 @@
 """Deserialized networks kept in memory by (id, version), so that a hot read (a prediction,
-an evaluation, an inspection) costs one small metadata query instead of rebuilding the
+an evaluation, an inspection) costs one query of the version instead of rebuilding the
 network from its stored bytes every time (``model.from_bytes`` validates every array).
 
-A version names one immutable state of a network's parameters, so an entry can never be
-stale: a changed network has a new version and misses. The owner check stays with the
-store (the metadata query runs first, for every read). Cached networks are shared between
-requests and must not be mutated; nothing in the service mutates a loaded network (the
-Trainer and every update work on copies).
+A version names one immutable state of a network (its parameters and its metadata), so an
+entry can never be stale: a changed network has a new version and misses. The owner check
+stays with the store (the version query runs first, for every read). Cached networks are
+shared between requests and must not be mutated; nothing in the service mutates a loaded
+network (the Trainer and every update work on copies).
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ def network_bytes(network: Network) -> int:
 
 
 class NetworkCache:
-    """A least-recently-used map (id, version) -> Network, bounded by parameter bytes."""
+    """A least-recently-used map (id, version) -> NetworkRecord, bounded by parameter bytes."""
 
     def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         self.budget_bytes = budget_bytes
-        self._entries: OrderedDict[tuple[str, int], tuple[Network, int]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int], tuple[NetworkRecord, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, network_id: str, version: int) -> Network | None:
+    def get(self, network_id: str, version: int) -> NetworkRecord | None:
         """The cached network at ``version``, or None (counted as a hit or a miss)."""
         with self._lock:
             entry = self._entries.get((network_id, version))
@@ -51,19 +51,17 @@ class NetworkCache:
 
     def load(self, store: Store, network_id: str, owner: str) -> NetworkRecord:
         """The network as ``store.get_network`` returns it (raising what it raises)."""
-        meta = store.get_meta(network_id, owner)
-        network = self.get(network_id, meta.version)
-        if network is not None:
-            return NetworkRecord(meta=meta, network=network)
-        return self.fetch(store, network_id, owner)
+        record = self.get(network_id, store.get_version(network_id, owner))
+        return record if record is not None else self.fetch(store, network_id, owner)
 
     def fetch(self, store: Store, network_id: str, owner: str) -> NetworkRecord:
         """Read the network from the store and keep it (after a miss)."""
         record = store.get_network(network_id, owner)
-        self.put(network_id, record.meta.version, record.network)
+        self.put(record)
         return record
 
-    def put(self, network_id: str, version: int, network: Network) -> None:
+    def put(self, record: NetworkRecord) -> None:
+        network_id, network = record.meta.id, record.network
         size = network_bytes(network)
         if size > self.budget_bytes:
             return
@@ -78,7 +76,7 @@ class NetworkCache:
         with self._lock:
             for key in [k for k in self._entries if k[0] == network_id]:  # older versions
                 self._bytes -= self._entries.pop(key)[1]
-            self._entries[(network_id, version)] = (network, size)
+            self._entries[(network_id, record.meta.version)] = (record, size)
             self._bytes += size
             while self._bytes > self.budget_bytes:
                 _, (_, evicted) = self._entries.popitem(last=False)

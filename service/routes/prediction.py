@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from model import evaluate, predict
-from service.deps import EncodingDep, NetworkLoaderDep, SettingsDep
-from service.limits import check_batch, finite_answers
+from service.deps import EncodingDep, NetworkLoaderDep
+from service.limits import finite_answers
 from service.matrices import encode_matrix
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
@@ -31,11 +31,9 @@ router = APIRouter(route_class=OrjsonRoute, tags=["prediction"])
 async def predict_batch(
     body: PredictRequest,
     network: NetworkLoaderDep,
-    settings: SettingsDep,
     encoding: EncodingDep = "json",
 ) -> ORJSONResponse:
     def work(record: NetworkRecord) -> ORJSONResponse:
-        check_batch(record.network.spec, body.X.shape[1], settings)
         with finite_answers() as check:
             A, predictions = predict(record.network, body.X)
             check(A)
@@ -58,11 +56,8 @@ async def predict_batch(
     description="The cost (with L2) and, for classifiers, the accuracy on the batch.",
     responses=problems(400, 404, 413, 422),
 )
-async def evaluate_batch(
-    body: EvaluateRequest, network: NetworkLoaderDep, settings: SettingsDep
-) -> ORJSONResponse:
+async def evaluate_batch(body: EvaluateRequest, network: NetworkLoaderDep) -> ORJSONResponse:
     def work(record: NetworkRecord) -> ORJSONResponse:
-        check_batch(record.network.spec, body.X.shape[1], settings)
         with finite_answers() as check:
             cost, accuracy, m = evaluate(record.network, body.X, body.Y)
             check(cost)

@@ -201,6 +201,11 @@ class Store(Protocol):
     def get_meta(self, network_id: str, owner: str) -> NetworkMeta:
         """Raise :class:`NetworkMissing`."""
 
+    def get_version(self, network_id: str, owner: str) -> int:
+        """The network's current version (which fixes its metadata and its parameters):
+        the cheapest read that tells whether a cached copy is current. Raise
+        :class:`NetworkMissing`."""
+
     def list_networks(self, owner: str) -> list[NetworkMeta]: ...
 
     def count_networks(self, owner: str | None = None) -> int:

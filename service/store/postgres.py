@@ -269,6 +269,15 @@ class PostgresStore:
             raise NetworkMissing(network_id)
         return self._meta(row)
 
+    def get_version(self, network_id: str, owner: str) -> int:
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT version FROM networks WHERE id = %s AND owner = %s", (network_id, owner)
+            ).fetchone()
+        if row is None:
+            raise NetworkMissing(network_id)
+        return int(row[0])
+
     def get_network(self, network_id: str, owner: str) -> NetworkRecord:
         # One SELECT: the parameters and the version they belong to are read together.
         with self._connection() as conn:

@@ -268,6 +268,16 @@ class SQLiteStore:
             raise NetworkMissing(network_id)
         return self._meta(row)
 
+    def get_version(self, network_id: str, owner: str) -> int:
+        row = (
+            self._connection()
+            .execute("SELECT version FROM networks WHERE id = ? AND owner = ?", (network_id, owner))
+            .fetchone()
+        )
+        if row is None:
+            raise NetworkMissing(network_id)
+        return int(row[0])
+
     def get_network(self, network_id: str, owner: str) -> NetworkRecord:
         # One SELECT: the parameters and the version they belong to are read together.
         row = (

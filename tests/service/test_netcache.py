@@ -13,11 +13,11 @@ import pytest
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from model import build_spec, create_network
+from model import Network, build_spec, create_network
 from service import deps
 from service.netcache import NetworkCache, network_bytes
 from service.settings import Settings
-from service.store import NetworkMissing, SQLiteStore
+from service.store import NetworkMeta, NetworkMissing, NetworkRecord, SQLiteStore
 
 from .helpers import XOR_X, XOR_Y, app_client, create
 
@@ -55,16 +55,23 @@ def test_the_owner_check_stays_with_the_store(store: SQLiteStore) -> None:
     assert cache.load(store, "n1", "alice").network is record.network
 
 
+def _record(network_id: str, version: int, network: Network) -> NetworkRecord:
+    meta = NetworkMeta(network_id, "", None, network.spec, version, 0, "then", "then")
+    return NetworkRecord(meta=meta, network=network)
+
+
 def test_the_budget_evicts_the_least_recently_used() -> None:
     network = create_network(build_spec([4, 3, 1], seed=1))
     size = network_bytes(network)
     cache = NetworkCache(budget_bytes=2 * size)
     for name in ("a", "b", "c"):
-        cache.put(name, 1, network)
+        cache.put(_record(name, 1, network))
     assert [key[0] for key in cache._entries] == ["b", "c"]
-    cache.put("b", 2, network)  # a new version replaces the old one
+    cache.put(_record("b", 2, network))  # a new version replaces the old one
     assert list(cache._entries) == [("c", 1), ("b", 2)]
-    NetworkCache(budget_bytes=size - 1).put("big", 1, network)  # too big: not kept
+    small = NetworkCache(budget_bytes=size - 1)
+    small.put(_record("big", 1, network))  # too big: not kept
+    assert small.get("big", 1) is None
 
 
 async def test_v2_inference_shares_the_cache_with_predict(

@@ -71,6 +71,7 @@ def test_a_stale_version_conflicts_and_changes_nothing(store: Store) -> None:
         store.commit_update("n1", "", 1, training_update(record, 5))
     assert raised.value.current == 2
     assert store.get_meta("n1", "") == first.meta
+    assert store.get_version("n1", "") == 2
     assert [step for step, _ in store.history("n1")] == [1]
     assert_same_network(store.get_network("n1", "").network, first.network)
 
