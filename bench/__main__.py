@@ -132,7 +132,7 @@ def _steps(quick: bool, threads: int) -> None:
                 r.ratios.get("sklearn"),
             ]
         )
-        goals.append((case.label, r.ratios["products"], r.ratios.get("torch")))
+        goals.append((case.label, r.ratios["products"], r.ratios.get("torch"), r.blas))
     print(
         _table(
             [
@@ -150,10 +150,13 @@ def _steps(quick: bool, threads: int) -> None:
             rows,
         )
     )
-    for label, products, torch in goals:
+    for label, products, torch, blas in goals:
         line = f"goal {label}: model/products {products:.2f} <= 1.15 {_goal(products <= 1.15)}"
         if torch is not None:
             line += f"; model/torch {torch:.2f} <= 1 {_goal(torch <= 1.0)}"
+        if blas is not None:
+            # Each library's products on its own BLAS: what no step code can change.
+            line += f" (numpy's products take {blas:.2f}x PyTorch's)"
         print(line)
     print("\n## Tiny networks: per-step overhead = model/ step - the products alone")
     rows = []
@@ -271,7 +274,7 @@ def _server_sections(quick: bool, threads: int, sections: set[str]) -> None:
     )
 
     with server(threads) as process:
-        print(f"\n(server: uvicorn, one worker, {process.url})")
+        print(f"\n(server: backprop-service, one uvicorn worker, {process.url})")
         if "http" in sections:
             rounds, fraction = (1, 0.1) if quick else (5, 0.5)
             print(

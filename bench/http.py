@@ -1,10 +1,11 @@
-"""Through a real server (uvicorn in a subprocess, one worker, loopback only): /train beside
-the same steps in-process, request rates, /healthz latency under training, and a job beside
-the same steps in-process."""
+"""Through a real server (``backprop-service`` in a subprocess, one worker, loopback only):
+/train beside the same steps in-process, request rates, /healthz latency under training, and
+a job beside the same steps in-process."""
 
 from __future__ import annotations
 
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from model import (
     train,
 )
 from service.matrices import encode_matrix
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 
 HTTP_CASES = [
     Case((784, 128, 64, 10), 256, "relu", "softmax", "float32"),
@@ -45,7 +46,11 @@ def server(threads: int) -> Iterator[ServerProcess]:
         "BACKPROP_MAX_BODY_BYTES": str(512 * 1024 * 1024),
         "BACKPROP_LOG_LEVEL": "warning",
     }
-    with ServerProcess(env=env, startup_timeout=60) as process:
+    # The command the Docker image runs (no uvicorn access log: the service logs requests
+    # itself), so the figures are the shipped server's.
+    port = free_port()
+    command = [sys.executable, "-m", "service.cli", "--port", str(port)]
+    with ServerProcess(env=env, args=command, port=port, startup_timeout=60) as process:
         yield process
 
 

@@ -52,6 +52,36 @@ def torch_step(case: Case, X: Array, Y: Array, threads: int) -> Callable[[], flo
     return step
 
 
+def torch_products(case: Case, X: Array, threads: int) -> Callable[[], None] | None:
+    """The products of :func:`torch_step` alone, as :func:`bench.reference.products_only`
+    times them for numpy: examples are rows, so A[l] = A[l-1] W[l]^T, dW[l] = dZ[l]^T
+    A[l-1] and, for layers 2..L, dA[l-1] = dZ[l] W[l]. Beside numpy's products this
+    compares the two BLAS libraries (PyTorch's wheels bring their own)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    W = [torch.from_numpy(W_l) for W_l in initial_parameters(case)[0]]
+    m = X.shape[1]
+    dtype = W[0].dtype
+    A = [torch.from_numpy(np.ascontiguousarray(X.T))]
+    A += [torch.empty((m, w.shape[0]), dtype=dtype) for w in W]
+    dZ = [torch.full((m, w.shape[0]), 1e-3, dtype=dtype) for w in W]
+    dW = [torch.empty_like(w) for w in W]
+    dA = [torch.empty((m, w.shape[1]), dtype=dtype) for w in W]
+
+    def products() -> None:
+        for i, W_l in enumerate(W):
+            torch.mm(A[i], W_l.T, out=A[i + 1])
+        for i, W_l in enumerate(W):
+            torch.mm(dZ[i].T, A[i], out=dW[i])
+            if i > 0:
+                torch.mm(dZ[i], W_l, out=dA[i])
+
+    return products
+
+
 def sklearn_step(case: Case, X: Array, Y: Array) -> Callable[[], float] | None:
     """One ``partial_fit`` of an MLPClassifier with plain SGD on the whole batch."""
     try:

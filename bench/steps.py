@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.reference import Case, course_step, make_batch, products_only
-from bench.rivals import sklearn_step, torch_step
+from bench.rivals import sklearn_step, torch_products, torch_step
 from bench.timing import calls_for, interleaved
 from model import Network, OptimizerSpec, Trainer, TrainOptions, build_spec, create_network
 
@@ -31,6 +31,7 @@ class StepResult:
     case: Case
     ms: dict[str, float]  # median milliseconds per step, by contender
     ratios: dict[str, float]  # model over each other contender (median of per-round ratios)
+    blas: float | None  # numpy's products over PyTorch's (its own BLAS), same rounds
 
 
 def local_network(case: Case) -> Network:
@@ -65,6 +66,9 @@ def measure_step(case: Case, rounds: int, seconds: float, threads: int) -> StepR
     torch = torch_step(case, X, Y, threads)
     if torch is not None:
         steps["torch"] = torch
+    torch_alone = torch_products(case, X, threads)
+    if torch_alone is not None:
+        steps["torch_products"] = torch_alone
     sklearn = sklearn_step(case, X, Y)
     if sklearn is not None:
         steps["sklearn"] = sklearn
@@ -85,4 +89,5 @@ def measure_step(case: Case, rounds: int, seconds: float, threads: int) -> StepR
     timings = interleaved(calls, rounds, units)
     ms = {name: timings.median(name) * 1e3 for name in calls}
     ratios = {name: timings.ratio("model", name) for name in calls if name != "model"}
-    return StepResult(case, ms, ratios)
+    blas = timings.ratio("products", "torch_products") if "torch_products" in calls else None
+    return StepResult(case, ms, ratios, blas)
