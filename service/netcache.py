@@ -39,7 +39,7 @@ class NetworkCache:
         self.misses = 0
 
     def get(self, network_id: str, version: int) -> NetworkRecord | None:
-        """The cached network at ``version``, or None (counted as a hit or a miss)."""
+        """The cached record at ``version``, or None (counted as a hit or a miss)."""
         with self._lock:
             entry = self._entries.get((network_id, version))
             if entry is None:
