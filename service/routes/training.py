@@ -18,14 +18,14 @@ from service.deps import (
     SettingsDep,
     StoreDep,
 )
-from service.errors import Invalid
+from service.errors import Invalid, network_missing
 from service.limits import check_batch
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
 from service.resources import network_resource
 from service.responses import ORJSONResponse, versioned
 from service.schemas import HistoryResponse, TrainRequest, TrainResponse
-from service.store import NetworkMeta, NetworkRecord, Store, Update
+from service.store import NetworkMeta, NetworkMissing, NetworkRecord, Store, Update
 from service.svg import Curve, Scale, empty_chart, line_chart
 from service.updates import training_update, update_network
 
@@ -102,8 +102,14 @@ def history_at(store: Store, meta: NetworkMeta) -> list[tuple[int, float]]:
     """The history as of ``meta.version``: rows are read after ``meta``, so a commit in
     between may have added steps past ``meta.steps_trained``; they belong to a later version
     (steps and their rows are committed together), and leaving them out keeps the answer
-    consistent with its ETag."""
-    return [point for point in store.history(meta.id) if point[0] <= meta.steps_trained]
+    consistent with its ETag. A delete in between would leave no rows at all: the network
+    must still exist once they are read (a deleted id never comes back), else a 404."""
+    points = store.history(meta.id)
+    try:
+        store.get_version(meta.id, meta.owner)
+    except NetworkMissing:
+        raise network_missing(meta.id) from None
+    return [point for point in points if point[0] <= meta.steps_trained]
 
 
 @router.get(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from model import TrainOptions, create_network, train
+from service.errors import NotFound
 from service.settings import Settings
 from service.store import SQLiteStore
 from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, b64, create
@@ -261,6 +262,10 @@ def test_history_is_read_as_of_the_version_it_answers_for(store: SQLiteStore) ->
     # A reader that loaded version 1 just before that commit sees version 1's history.
     assert history_at(store, record.meta) == []
     assert [step for step, _ in history_at(store, newer.meta)] == [1, 2, 3]
+    # One that loaded it just before a delete answers 404, not an empty history.
+    store.delete_network("n", "")
+    with pytest.raises(NotFound):
+        history_at(store, newer.meta)
 
 
 async def test_a_float32_network_trains_the_same_from_lists_and_base64_and_refuses_overflow(
