@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -28,8 +27,6 @@ from psycopg_pool import ConnectionPool
 
 from model import Network, from_bytes, to_bytes
 from service.store.base import (
-    ACTIVE_STATUSES,
-    FINAL_STATUSES,
     JobMissing,
     JobRecord,
     JobRequest,
@@ -50,8 +47,15 @@ from service.store.blobs import (
     gradients_to_bytes,
     job_request_from_bytes,
     job_request_to_bytes,
-    spec_from_json,
     spec_to_json,
+)
+from service.store.rows import (
+    ACTIVE,
+    JOB_COLUMNS,
+    META_COLUMNS,
+    job_from_row,
+    meta_from_row,
+    timestamp_text,
 )
 
 # Each entry runs once, in order, in the transaction that records it in schema_migrations.
@@ -126,18 +130,6 @@ MIGRATION_LOCK = int.from_bytes(b"backprop", "big")
 # two-key space never overlaps the one-key space of MIGRATION_LOCK.
 OWNER_LOCK_SPACE = int.from_bytes(b"bp", "big")
 
-_META_COLUMNS = "id, owner, name, spec, version, steps_trained, created_at, updated_at"
-_JOB_COLUMNS = (
-    "id, network_id, owner, status, step, total_steps, cost, final_cost, error, "
-    "cancel_requested, runner, created_at, started_at, finished_at"
-)
-_ACTIVE = "status IN ('queued', 'running')"
-
-
-def _timestamp(value: datetime) -> str:
-    """A TIMESTAMPTZ as :func:`utc_now` writes times: ``2024-05-01T12:00:00.000Z``."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 class PostgresStore:
     """The :class:`~service.store.base.Store` on PostgreSQL. ``url`` is a libpq URL
@@ -205,20 +197,6 @@ class PostgresStore:
 
     # ---- networks ----------------------------------------------------------------------
 
-    @staticmethod
-    def _meta(row: tuple[Any, ...]) -> NetworkMeta:
-        id_, owner, name, spec, version, steps, created, updated = row
-        return NetworkMeta(
-            id=id_,
-            owner=owner,
-            name=name,
-            spec=spec_from_json(spec),
-            version=int(version),
-            steps_trained=int(steps),
-            created_at=_timestamp(created),
-            updated_at=_timestamp(updated),
-        )
-
     def create_network(
         self,
         network_id: str,
@@ -242,9 +220,9 @@ class PostgresStore:
                 if row is not None and row[0] >= limit:
                     raise NetworkLimitReached(limit)
             row = conn.execute(
-                f"INSERT INTO networks ({_META_COLUMNS}, body) "
+                f"INSERT INTO networks ({META_COLUMNS}, body) "
                 "VALUES (%s, %s, %s, %s, 1, %s, %s, %s, %b) "
-                f"RETURNING {_META_COLUMNS}",
+                f"RETURNING {META_COLUMNS}",
                 (
                     network_id,
                     owner,
@@ -257,17 +235,17 @@ class PostgresStore:
                 ),
             ).fetchone()
         assert row is not None  # INSERT ... RETURNING answers its row
-        return NetworkRecord(meta=self._meta(row), network=network)
+        return NetworkRecord(meta=_meta(row), network=network)
 
     def get_meta(self, network_id: str, owner: str) -> NetworkMeta:
         with self._connection() as conn:
             row = conn.execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE id = %s AND owner = %s",
+                f"SELECT {META_COLUMNS} FROM networks WHERE id = %s AND owner = %s",
                 (network_id, owner),
             ).fetchone()
         if row is None:
             raise NetworkMissing(network_id)
-        return self._meta(row)
+        return _meta(row)
 
     def get_version(self, network_id: str, owner: str) -> int:
         with self._connection() as conn:
@@ -282,21 +260,21 @@ class PostgresStore:
         # One SELECT: the parameters and the version they belong to are read together.
         with self._connection() as conn:
             row = conn.execute(
-                f"SELECT {_META_COLUMNS}, body FROM networks WHERE id = %s AND owner = %s",
+                f"SELECT {META_COLUMNS}, body FROM networks WHERE id = %s AND owner = %s",
                 (network_id, owner),
                 binary=True,
             ).fetchone()
         if row is None:
             raise NetworkMissing(network_id)
-        return NetworkRecord(meta=self._meta(row[:-1]), network=from_bytes(row[-1]))
+        return NetworkRecord(meta=_meta(row[:-1]), network=from_bytes(row[-1]))
 
     def list_networks(self, owner: str) -> list[NetworkMeta]:
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE owner = %s ORDER BY created_at, seq",
+                f"SELECT {META_COLUMNS} FROM networks WHERE owner = %s ORDER BY created_at, seq",
                 (owner,),
             ).fetchall()
-        return [self._meta(row) for row in rows]
+        return [_meta(row) for row in rows]
 
     def count_networks(self, owner: str | None = None) -> int:
         with self._connection() as conn:
@@ -332,12 +310,12 @@ class PostgresStore:
             # The row lock makes writers to this network take turns, across every replica;
             # what they read after it is the last committed version.
             row = conn.execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE id = %s AND owner = %s FOR UPDATE",
+                f"SELECT {META_COLUMNS} FROM networks WHERE id = %s AND owner = %s FOR UPDATE",
                 (network_id, owner),
             ).fetchone()
             if row is None:
                 raise NetworkMissing(network_id)
-            meta = self._meta(row)
+            meta = _meta(row)
             # A statement of its own, so that its snapshot comes after the lock: it sees a job
             # that the transaction we may have waited for (create_job) inserted.
             holder = self._active_job(conn, network_id)
@@ -384,36 +362,15 @@ class PostgresStore:
     # ---- training jobs -----------------------------------------------------------------
 
     @staticmethod
-    def _job(row: tuple[Any, ...]) -> JobRecord:
-        (id_, network_id, owner, status, step, total, cost, final_cost, error) = row[:9]
-        cancel_requested, runner, created, started, finished = row[9:]
-        return JobRecord(
-            id=id_,
-            network_id=network_id,
-            owner=owner,
-            status=_status(status),
-            step=int(step),
-            total_steps=int(total),
-            cost=cost,
-            final_cost=final_cost,
-            error=error,
-            cancel_requested=bool(cancel_requested),
-            runner=runner,
-            created_at=_timestamp(created),
-            started_at=None if started is None else _timestamp(started),
-            finished_at=None if finished is None else _timestamp(finished),
-        )
-
-    @staticmethod
     def _active_job(conn: psycopg.Connection[Any], network_id: str) -> str | None:
         row = conn.execute(
-            f"SELECT id FROM jobs WHERE network_id = %s AND {_ACTIVE}", (network_id,)
+            f"SELECT id FROM jobs WHERE network_id = %s AND {ACTIVE}", (network_id,)
         ).fetchone()
         return None if row is None else str(row[0])
 
     def _read_job(self, conn: psycopg.Connection[Any], job_id: str) -> JobRecord | None:
-        row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
-        return None if row is None else self._job(row)
+        row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        return None if row is None else _job(row)
 
     def create_job(
         self,
@@ -440,11 +397,11 @@ class PostgresStore:
             row = conn.execute(
                 "INSERT INTO jobs (id, network_id, owner, status, step, total_steps, runner, "
                 "request, created_at) VALUES (%s, %s, %s, 'queued', 0, %s, %s, %b, %s) "
-                f"RETURNING {_JOB_COLUMNS}",
+                f"RETURNING {JOB_COLUMNS}",
                 (job_id, network_id, owner, total_steps, runner, body, utc_now()),
             ).fetchone()
         assert row is not None  # INSERT ... RETURNING answers its row
-        return self._job(row)
+        return _job(row)
 
     def get_job(self, job_id: str, owner: str) -> JobRecord:
         with self._connection() as conn:
@@ -456,11 +413,11 @@ class PostgresStore:
     def list_jobs(self, network_id: str, owner: str) -> list[JobRecord]:
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE network_id = %s AND owner = %s "
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE network_id = %s AND owner = %s "
                 "ORDER BY created_at, seq",
                 (network_id, owner),
             ).fetchall()
-        return [self._job(row) for row in rows]
+        return [_job(row) for row in rows]
 
     def active_job(self, network_id: str) -> str | None:
         with self._connection() as conn:
@@ -488,25 +445,25 @@ class PostgresStore:
     def request_cancel(self, job_id: str, owner: str) -> JobRecord:
         with self._transaction() as conn:
             row = conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
             ).fetchone()
-            job = None if row is None else self._job(row)
+            job = None if row is None else _job(row)
             if job is None or job.owner != owner:
                 raise JobMissing(job_id)
             if job.status == "queued":
                 row = conn.execute(
                     "UPDATE jobs SET status = 'cancelled', cancel_requested = TRUE, "
-                    f"finished_at = %s WHERE id = %s RETURNING {_JOB_COLUMNS}",
+                    f"finished_at = %s WHERE id = %s RETURNING {JOB_COLUMNS}",
                     (utc_now(), job_id),
                 ).fetchone()
             elif job.status == "running":
                 row = conn.execute(
                     "UPDATE jobs SET cancel_requested = TRUE WHERE id = %s "
-                    f"RETURNING {_JOB_COLUMNS}",
+                    f"RETURNING {JOB_COLUMNS}",
                     (job_id,),
                 ).fetchone()
         assert row is not None  # the row is locked: it is still there
-        return self._job(row)
+        return _job(row)
 
     def finish_job(
         self,
@@ -521,7 +478,7 @@ class PostgresStore:
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE jobs SET status = %s, step = %s, cost = %s, final_cost = %s, "
-                f"error = %s, finished_at = %s WHERE id = %s AND {_ACTIVE}",
+                f"error = %s, finished_at = %s WHERE id = %s AND {ACTIVE}",
                 (status, step, cost, final_cost, error, utc_now(), job_id),
             )
             return self._read_job(conn, job_id)
@@ -546,15 +503,16 @@ class PostgresStore:
             conn.execute("DELETE FROM runners WHERE lease_until < now()")
             rows = conn.execute(
                 "UPDATE jobs SET status = 'failed', error = %s, finished_at = %s "
-                f"WHERE {_ACTIVE} AND (runner IS NULL OR runner NOT IN (SELECT id FROM runners)) "
+                f"WHERE {ACTIVE} AND (runner IS NULL OR runner NOT IN (SELECT id FROM runners)) "
                 "RETURNING id",
                 (error, utc_now()),
             ).fetchall()
         return [str(job_id) for (job_id,) in rows]
 
 
-def _status(value: object) -> JobStatus:
-    for status in (*ACTIVE_STATUSES, *FINAL_STATUSES):
-        if value == status:
-            return status
-    raise ValueError(f"unknown job status {value!r} in the store")
+def _meta(row: tuple[Any, ...]) -> NetworkMeta:
+    return meta_from_row(row, timestamp_text)
+
+
+def _job(row: tuple[Any, ...]) -> JobRecord:
+    return job_from_row(row, timestamp_text)

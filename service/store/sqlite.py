@@ -26,8 +26,6 @@ from pathlib import Path
 
 from model import Network, from_bytes, to_bytes
 from service.store.base import (
-    ACTIVE_STATUSES,
-    FINAL_STATUSES,
     JobMissing,
     JobRecord,
     JobRequest,
@@ -48,9 +46,9 @@ from service.store.blobs import (
     gradients_to_bytes,
     job_request_from_bytes,
     job_request_to_bytes,
-    spec_from_json,
     spec_to_json,
 )
+from service.store.rows import ACTIVE, JOB_COLUMNS, META_COLUMNS, job_from_row, meta_from_row
 
 # Each entry runs once, in order; PRAGMA user_version remembers how many ran.
 MIGRATIONS: tuple[str, ...] = (
@@ -121,12 +119,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_META_COLUMNS = "id, owner, name, spec, version, steps_trained, created_at, updated_at"
-_JOB_COLUMNS = (
-    "id, network_id, owner, status, step, total_steps, cost, final_cost, error, "
-    "cancel_requested, runner, created_at, started_at, finished_at"
-)
-_ACTIVE = "status IN ('queued', 'running')"
 _RUNNER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
 
 
@@ -226,7 +218,7 @@ class SQLiteStore:
                 if count >= limit:
                     raise NetworkLimitReached(limit)
             conn.execute(
-                f"INSERT INTO networks ({_META_COLUMNS}, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO networks ({META_COLUMNS}, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     network_id,
                     owner,
@@ -241,32 +233,18 @@ class SQLiteStore:
             )
         return NetworkRecord(meta=meta, network=network)
 
-    @staticmethod
-    def _meta(row: tuple[object, ...]) -> NetworkMeta:
-        id_, owner, name, spec, version, steps, created, updated = row
-        return NetworkMeta(
-            id=str(id_),
-            owner=str(owner),
-            name=None if name is None else str(name),
-            spec=spec_from_json(str(spec)),
-            version=int(str(version)),
-            steps_trained=int(str(steps)),
-            created_at=str(created),
-            updated_at=str(updated),
-        )
-
     def get_meta(self, network_id: str, owner: str) -> NetworkMeta:
         row = (
             self._connection()
             .execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE id = ? AND owner = ?",
+                f"SELECT {META_COLUMNS} FROM networks WHERE id = ? AND owner = ?",
                 (network_id, owner),
             )
             .fetchone()
         )
         if row is None:
             raise NetworkMissing(network_id)
-        return self._meta(row)
+        return meta_from_row(row)
 
     def get_version(self, network_id: str, owner: str) -> int:
         row = (
@@ -283,25 +261,25 @@ class SQLiteStore:
         row = (
             self._connection()
             .execute(
-                f"SELECT {_META_COLUMNS}, body FROM networks WHERE id = ? AND owner = ?",
+                f"SELECT {META_COLUMNS}, body FROM networks WHERE id = ? AND owner = ?",
                 (network_id, owner),
             )
             .fetchone()
         )
         if row is None:
             raise NetworkMissing(network_id)
-        return NetworkRecord(meta=self._meta(row[:-1]), network=from_bytes(row[-1]))
+        return NetworkRecord(meta=meta_from_row(row[:-1]), network=from_bytes(row[-1]))
 
     def list_networks(self, owner: str) -> list[NetworkMeta]:
         rows = (
             self._connection()
             .execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE owner = ? ORDER BY created_at, rowid",
+                f"SELECT {META_COLUMNS} FROM networks WHERE owner = ? ORDER BY created_at, rowid",
                 (owner,),
             )
             .fetchall()
         )
-        return [self._meta(row) for row in rows]
+        return [meta_from_row(row) for row in rows]
 
     def count_networks(self, owner: str | None = None) -> int:
         if owner is None:
@@ -339,12 +317,12 @@ class SQLiteStore:
         now = utc_now()
         with self._write() as conn:
             row = conn.execute(
-                f"SELECT {_META_COLUMNS} FROM networks WHERE id = ? AND owner = ?",
+                f"SELECT {META_COLUMNS} FROM networks WHERE id = ? AND owner = ?",
                 (network_id, owner),
             ).fetchone()
             if row is None:
                 raise NetworkMissing(network_id)
-            meta = self._meta(row)
+            meta = meta_from_row(row)
             holder = self._active_job(conn, network_id)
             version = check_commit(meta, holder, update, expected_version)
             conn.execute(
@@ -391,36 +369,15 @@ class SQLiteStore:
     # ---- training jobs -----------------------------------------------------------------
 
     @staticmethod
-    def _job(row: tuple[object, ...]) -> JobRecord:
-        (id_, network_id, owner, status, step, total, cost, final_cost, error) = row[:9]
-        cancel_requested, runner, created, started, finished = row[9:]
-        return JobRecord(
-            id=str(id_),
-            network_id=str(network_id),
-            owner=str(owner),
-            status=_status(status),
-            step=int(str(step)),
-            total_steps=int(str(total)),
-            cost=None if cost is None else float(str(cost)),
-            final_cost=None if final_cost is None else float(str(final_cost)),
-            error=None if error is None else str(error),
-            cancel_requested=bool(cancel_requested),
-            runner=None if runner is None else str(runner),
-            created_at=str(created),
-            started_at=None if started is None else str(started),
-            finished_at=None if finished is None else str(finished),
-        )
-
-    @staticmethod
     def _active_job(conn: sqlite3.Connection, network_id: str) -> str | None:
         row = conn.execute(
-            f"SELECT id FROM jobs WHERE network_id = ? AND {_ACTIVE}", (network_id,)
+            f"SELECT id FROM jobs WHERE network_id = ? AND {ACTIVE}", (network_id,)
         ).fetchone()
         return None if row is None else str(row[0])
 
     def _read_job(self, conn: sqlite3.Connection, job_id: str) -> JobRecord | None:
-        row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return None if row is None else self._job(row)
+        row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else job_from_row(row)
 
     def create_job(
         self,
@@ -462,13 +419,13 @@ class SQLiteStore:
         rows = (
             self._connection()
             .execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE network_id = ? AND owner = ? "
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE network_id = ? AND owner = ? "
                 "ORDER BY created_at, rowid",
                 (network_id, owner),
             )
             .fetchall()
         )
-        return [self._job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def active_job(self, network_id: str) -> str | None:
         return self._active_job(self._connection(), network_id)
@@ -530,7 +487,7 @@ class SQLiteStore:
         with self._write() as conn:
             conn.execute(
                 "UPDATE jobs SET status = ?, step = ?, cost = ?, final_cost = ?, error = ?, "
-                f"finished_at = ? WHERE id = ? AND {_ACTIVE}",
+                f"finished_at = ? WHERE id = ? AND {ACTIVE}",
                 (status, step, cost, final_cost, error, utc_now(), job_id),
             )
             return self._read_job(conn, job_id)
@@ -592,7 +549,7 @@ class SQLiteStore:
                 "SELECT id FROM runners WHERE lease_until >= ?", (time.time(),)
             )
         }
-        rows = conn.execute(f"SELECT DISTINCT runner FROM jobs WHERE {_ACTIVE}").fetchall()
+        rows = conn.execute(f"SELECT DISTINCT runner FROM jobs WHERE {ACTIVE}").fetchall()
         dead = [
             str(runner)
             for (runner,) in rows
@@ -606,7 +563,7 @@ class SQLiteStore:
             ids = [
                 str(job_id)
                 for (job_id,) in conn.execute(
-                    f"SELECT id FROM jobs WHERE {_ACTIVE} AND runner IN ({marks})", dead
+                    f"SELECT id FROM jobs WHERE {ACTIVE} AND runner IN ({marks})", dead
                 ).fetchall()
             ]
             conn.executemany(
@@ -614,10 +571,3 @@ class SQLiteStore:
                 [(error, utc_now(), job_id) for job_id in ids],
             )
         return ids
-
-
-def _status(value: object) -> JobStatus:
-    for status in (*ACTIVE_STATUSES, *FINAL_STATUSES):
-        if value == status:
-            return status
-    raise ValueError(f"unknown job status {value!r} in the store")
