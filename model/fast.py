@@ -85,6 +85,12 @@ class StepBuffers:
         """An (n, mb) view of the shared scratch (n at most the widest hidden layer)."""
         return self._scratch[: n * self.mb].reshape(n, self.mb)
 
+    @property
+    def nbytes(self) -> int:
+        """The bytes of every array here: a step's activation cache."""
+        arrays = [*self.Z, *self.A, self.dZL, self._scratch, self.ones]
+        return sum(array.nbytes for array in arrays)
+
 
 class FlatLayout:
     """Where W[l] and b[l] of every layer sit in one flat vector ``[W1..WL, b1..bL]``.
