@@ -331,3 +331,10 @@ def test_one_unit_layers_train_like_the_plain_path(dtype: str) -> None:
     )
     for a, e in zip([*fast.network.W, *fast.network.b], [*expected.W, *expected.b], strict=True):
         assert_close(a, e, TOLERANCE[dtype])
+
+
+def test_step_buffers_count_every_array_they_hold() -> None:
+    # [2, 4, 1], 3 examples: Z and A of both layers (2 x (4 + 1) x 3), dZ[L] (1 x 3), the
+    # scratch of the widest hidden layer (4 x 3) and the column of ones (3).
+    buf = StepBuffers(build_spec([2, 4, 1], dtype="float32"), 3)
+    assert buf.nbytes == (30 + 3 + 12 + 3) * 4
