@@ -28,7 +28,11 @@ def network_bytes(network: Network) -> int:
 
 
 class NetworkCache:
-    """A least-recently-used map (id, version) -> NetworkRecord, bounded by parameter bytes."""
+    """A least-recently-used map (id, version) -> NetworkRecord, bounded by parameter bytes.
+
+    ``hits`` counts lookups answered from memory, ``misses`` the networks read from the store
+    (:meth:`fetch`): a lookup that finds nothing and leads to no read is not a miss.
+    """
 
     def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES) -> None:
         self.budget_bytes = budget_bytes
@@ -39,11 +43,10 @@ class NetworkCache:
         self.misses = 0
 
     def get(self, network_id: str, version: int) -> NetworkRecord | None:
-        """The cached record at ``version``, or None (counted as a hit or a miss)."""
+        """The cached record at ``version``, or None."""
         with self._lock:
             entry = self._entries.get((network_id, version))
             if entry is None:
-                self.misses += 1
                 return None
             self._entries.move_to_end((network_id, version))
             self.hits += 1
@@ -55,7 +58,9 @@ class NetworkCache:
         return record if record is not None else self.fetch(store, network_id, owner)
 
     def fetch(self, store: Store, network_id: str, owner: str) -> NetworkRecord:
-        """Read the network from the store and keep it (after a miss)."""
+        """Read the network from the store and keep it (a miss)."""
+        with self._lock:
+            self.misses += 1
         record = store.get_network(network_id, owner)
         self.put(record)
         return record
