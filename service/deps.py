@@ -98,6 +98,11 @@ INLINE_MULTIPLY_ADDS = 50_000
 T = TypeVar("T")
 
 
+def runs_inline(record: NetworkRecord, examples: int) -> bool:
+    """Whether ``examples`` columns through a cached network are work for the event loop."""
+    return examples * record.meta.spec.parameter_count <= INLINE_MULTIPLY_ADDS
+
+
 @dataclass(frozen=True)
 class NetworkLoader:
     """The network a path names, loaded where the route's work runs (see :meth:`run`)."""
@@ -116,8 +121,8 @@ class NetworkLoader:
         thread pool, or right here when it is small.
 
         Small: the store reads at memory speed (embedded SQLite; never a server round
-        trip), the network's current version is cached, and ``examples`` columns through
-        it cost at most :data:`INLINE_MULTIPLY_ADDS`.
+        trip), the network's current version is cached, and :func:`runs_inline` admits
+        ``examples`` columns through it.
         """
 
         def checked(record: NetworkRecord) -> T:
@@ -127,15 +132,20 @@ class NetworkLoader:
         if not self.store.local_reads:
             return await run_in_threadpool(lambda: checked(self()))
         try:
-            version = self.store.get_version(self.network_id, self.owner)
+            record = self.cached()
         except NetworkMissing:
             raise network_missing(self.network_id) from None
-        record = self.cache.get(self.network_id, version)
         if record is None:  # deserializing the stored network is thread-pool work
             return await run_in_threadpool(lambda: checked(self._fetch()))
-        if examples * record.meta.spec.parameter_count <= INLINE_MULTIPLY_ADDS:
+        if runs_inline(record, examples):
             return checked(record)
         return await run_in_threadpool(checked, record)
+
+    def cached(self) -> NetworkRecord | None:
+        """The network at its current version if the cache holds it, else None; raises
+        :class:`NetworkMissing`. Only for a store that reads at memory speed (``local_reads``):
+        the version query runs on the caller's thread."""
+        return self.cache.get(self.network_id, self.store.get_version(self.network_id, self.owner))
 
     def _fetch(self) -> NetworkRecord:
         try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from model import evaluate, predict
 from service.deps import EncodingDep, NetworkLoaderDep
 from service.limits import finite_answers
-from service.matrices import encode_matrix
+from service.matrices import Encoding, encode_matrix
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
 from service.responses import ORJSONResponse, versioned
@@ -33,20 +35,24 @@ async def predict_batch(
     network: NetworkLoaderDep,
     encoding: EncodingDep = "json",
 ) -> ORJSONResponse:
-    def work(record: NetworkRecord) -> ORJSONResponse:
-        with finite_answers() as check:
-            A, predictions = predict(record.network, body.X)
-            check(A)
-        return versioned(
-            {
-                "version": record.meta.version,
-                "A": encode_matrix(A, encoding),
-                "predictions": encode_matrix(predictions, encoding, record.network.spec.np_dtype),
-            },
-            record.meta.version,
-        )
+    return await network.run(
+        lambda record: prediction(record, body.X, encoding), examples=body.X.shape[1]
+    )
 
-    return await network.run(work, examples=body.X.shape[1])
+
+def prediction(record: NetworkRecord, X: Any, encoding: Encoding) -> ORJSONResponse:
+    """The answer of :func:`predict_batch` (and of :mod:`service.inline`, its fast lane)."""
+    with finite_answers() as check:
+        A, predictions = predict(record.network, X)
+        check(A)
+    return versioned(
+        {
+            "version": record.meta.version,
+            "A": encode_matrix(A, encoding),
+            "predictions": encode_matrix(predictions, encoding, record.network.spec.np_dtype),
+        },
+        record.meta.version,
+    )
 
 
 @router.post(
