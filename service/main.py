@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from service.auth import ApiKeyMiddleware
 from service.errors import install_error_handlers
+from service.inline import InlinePredictions
 from service.jobs import JobManager
 from service.observability import Metrics, RequestContext, configure_logging
 from service.openapi import DESCRIPTION, build_openapi
@@ -89,6 +90,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(v2_router)
     install_error_handlers(app)
     # Outermost last: the request id and the access log see every answer, 401 and 413 too.
+    # The prediction lane is innermost: it needs the owner the API-key check sets.
+    app.add_middleware(InlinePredictions)
     app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=counters)

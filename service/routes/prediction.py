@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from model import evaluate, predict
 from service.deps import EncodingDep, NetworkLoaderDep
 from service.limits import finite_answers
-from service.matrices import Encoding, encode_matrix
+from service.matrices import Encoding, Matrix, encode_matrix
 from service.openapi import problems
 from service.plumbing import OrjsonRoute
 from service.responses import ORJSONResponse, versioned
@@ -40,7 +38,7 @@ async def predict_batch(
     )
 
 
-def prediction(record: NetworkRecord, X: Any, encoding: Encoding) -> ORJSONResponse:
+def prediction(record: NetworkRecord, X: Matrix, encoding: Encoding) -> ORJSONResponse:
     """The answer of :func:`predict_batch` (and of :mod:`service.inline`, its fast lane)."""
     with finite_answers() as check:
         A, predictions = predict(record.network, X)
