@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from model import ModelError, build_spec, check_X
-from service.matrices import _LITERAL_FREE, decode_matrix, encode_matrix, note_body
+from service.matrices import _LITERAL_FREE, _holds, decode_matrix, encode_matrix, note_body
 from service.plumbing import parse_json
 from service.responses import ORJSONResponse
 from service.schemas import PredictRequest, TrainRequest
@@ -153,6 +155,19 @@ def test_note_body_walks_lists_of_objects_and_survives_deep_nesting() -> None:
     for _ in range(5000):
         deep = {"a": deep}
     _fresh(note_body, b"{}", deep)  # iterative: no RecursionError
+
+
+@given(st.binary(max_size=300) | st.text("tfrueals ,1.", max_size=300).map(str.encode))
+def test_the_literal_scan_finds_what_a_substring_search_finds(body: bytes) -> None:
+    for word in (b"true", b"false"):
+        assert _holds(body, word) == (word in body)
+
+
+@pytest.mark.parametrize("prefix", [b"", b"t" * 63, b"t" * 64, b"t" * 200, b"f" * 200])
+def test_the_literal_scan_after_many_candidates(prefix: bytes) -> None:
+    for word in (b"true", b"false"):
+        assert _holds(prefix + b"[1.5]" + word, word)
+        assert not _holds(prefix + b"[1.5]" + word[:-1], word)
 
 
 def test_non_finite_sums_of_finite_entries_are_not_refused() -> None:
