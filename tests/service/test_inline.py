@@ -18,7 +18,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.inline import MAX_INLINE_BODY_BYTES, InlinePredictions
 from service.main import create_app
@@ -287,3 +287,49 @@ async def test_the_request_log_and_metrics_name_the_route(lanes: Lanes) -> None:
     )
     assert line in metrics  # the warm-up (the route) and the lane's answer
     assert "unmatched" not in metrics
+
+
+async def test_a_body_in_one_message_as_uvicorn_sends_it(
+    settings: Settings, store: SQLiteStore
+) -> None:
+    """httpx's ASGI transport ends every body with an empty message; uvicorn sends a small
+    body whole, in one message with ``more_body`` False."""
+    routed: list[str] = []
+    shipped, _ = _apps(settings, store, routed)
+    async with _client(shipped) as client:
+        network_id = (await create(client))["id"]
+        path = f"/networks/{network_id}/predict"
+        expected = await client.post(path, json={"X": [[1.0], [2.0]]})  # caches the network
+    routed.clear()
+    body = b'{"X": [[1.0], [2.0]]}'
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+    }
+    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await shipped(scope, receive, send)
+    assert sent[0]["status"] == 200
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == expected.content
+    assert routed == []
