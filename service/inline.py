@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from model import ModelError
-from service.deps import network_loader, runs_inline
+from service.deps import NetworkLoader, network_loader, runs_inline
 from service.errors import ProblemError
 from service.limits import check_batch
 from service.matrices import Encoding
@@ -52,16 +52,24 @@ class InlinePredictions:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lane = _lane(scope)
-        if lane is None:
-            await self.app(scope, receive, send)
-            return
+        if lane is not None:
+            network_id, encoding = lane
+            loader = await network_loader(network_id, Request(scope))
+            if loader.store.local_reads:  # else every read is the route's thread-pool work
+                await self._take(scope, receive, send, loader, encoding)
+                return
+        await self.app(scope, receive, send)
+
+    async def _take(
+        self, scope: Scope, receive: Receive, send: Send, loader: NetworkLoader, encoding: Encoding
+    ) -> None:
         messages = [await receive()]  # at most MAX_INLINE_BODY_BYTES, by the declared length
         while messages[-1]["type"] == "http.request" and messages[-1].get("more_body", False):
             messages.append(await receive())
         answer = None
         if messages[-1]["type"] == "http.request":  # else the client left: the route says so
             body = b"".join(message.get("body", b"") for message in messages)
-            answer = await _answer(scope, body, *lane)
+            answer = _answer(loader, body, encoding)
         if answer is None:
             await self.app(scope, _replay(messages, receive), send)
             return
@@ -87,13 +95,8 @@ def _lane(scope: Scope) -> tuple[str, Encoding] | None:
     return match["network_id"], encoding
 
 
-async def _answer(
-    scope: Scope, body: bytes, network_id: str, encoding: Encoding
-) -> Response | None:
+def _answer(loader: NetworkLoader, body: bytes, encoding: Encoding) -> Response | None:
     """The route's 200 answer, or None for anything else."""
-    loader = await network_loader(network_id, Request(scope))
-    if not loader.store.local_reads:
-        return None
     try:
         # ValueError covers invalid JSON and pydantic's ValidationError; HTTPException is
         # parse_json's 422 for NaN/Infinity.
