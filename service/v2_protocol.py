@@ -19,6 +19,10 @@ Datatypes:
 An output's ``parameters.datatype`` asks for another one: FP32 or FP64 for any output, INT64
 for a classifier's ``predictions``.
 
+Fields the protocol allows and this service does not use (a request's ``model_name`` and
+``model_version``, which KServe's SDK sends, unknown fields and unknown parameters) are
+ignored, as KServe's own server ignores them; see :class:`_Strict`.
+
 Everything here is plain Python and numpy; every bad request raises :class:`V2Error`,
 which the routes answer as ``{"error": message}`` with its status.
 """
@@ -74,7 +78,20 @@ def model_missing(name: str) -> V2Error:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    # Fields the protocol allows and this service does not use are ignored, not refused. The
+    # Open Inference Protocol's REST schema (KServe's rest_predict_v2.yaml) lists id,
+    # parameters, inputs and outputs in a request, name, shape, datatype, parameters and data
+    # in a tensor, and name and parameters in a requested output, none with
+    # "additionalProperties: false"; KServe's own server ignores anything else, and its SDK
+    # (InferenceRESTClient) always sends a top-level "model_name" besides the "id". So a
+    # request's model_name and model_version (the URL names the model and its version),
+    # any other unknown field at any level, and parameters with keys this service does not
+    # read (Triton's sequence_id, priority and timeout, KServe's content_type, ...) pass
+    # unread. What is read is still checked: the known fields' types (strict: no "2" for 2),
+    # shapes, datatypes, names and the known parameters' values; and parameters that ask
+    # for something this service does not do (the classification extension) are refused
+    # rather than silently answered otherwise.
+    model_config = ConfigDict(strict=True, extra="ignore")
 
 
 class InputTensor(_Strict):
