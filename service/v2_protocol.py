@@ -167,12 +167,69 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolved
 
 
+# What each field of the JSON header holds, for the error messages; "*" is any index.
+_EXPECTED: dict[tuple[str, ...], str] = {
+    ("id",): "a string (it is echoed in the answer)",
+    ("parameters",): "an object of parameters",
+    ("inputs",): "an array of input tensors, [{name, shape, datatype, data}]",
+    ("inputs", "*"): "an input tensor: an object {name, shape, datatype, data}",
+    ("inputs", "*", "name"): 'a string, the input\'s name ("X")',
+    ("inputs", "*", "shape"): "an array of dimensions, [m, n_x]",
+    ("inputs", "*", "shape", "*"): "a dimension, an integer >= 0",
+    ("inputs", "*", "datatype"): 'a string, "FP32" or "FP64"',
+    ("inputs", "*", "parameters"): "an object of parameters",
+    ("outputs",): 'an array of requested outputs, [{"name": "A"}, {"name": "predictions"}]',
+    ("outputs", "*"): "a requested output: an object {name, parameters?}",
+    ("outputs", "*", "name"): 'a string, "A" or "predictions"',
+    ("outputs", "*", "parameters"): "an object of parameters",
+}
+_MAX_REPORTED = 3
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    """``("inputs", 0, "shape", 1)`` as ``inputs[0].shape[1]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "the request"
+
+
+def _received(value: Any) -> str:
+    """A value as the request wrote it: a short JSON scalar, or the kind of a container."""
+    if isinstance(value, dict | list):
+        return _JSON_NAMES[type(value)]
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _JSON_NAMES.get(type(value), "a number")
+
+
+def _sentence(err: Mapping[str, Any]) -> str:
+    """One of pydantic's errors as a sentence: the field, what it must be, what it was."""
+    loc = tuple(err["loc"])
+    where = _field(loc)
+    expected = _EXPECTED.get(tuple("*" if isinstance(part, int) else part for part in loc))
+    kind = err["type"]
+    if expected is None:  # pragma: no cover - every field of the models is in _EXPECTED
+        return f"{where}: {err['msg']}; received {_received(err.get('input'))}."
+    if kind == "missing":
+        return f"{where} is required: {expected}."
+    if kind == "too_short":
+        return f"{where} must be {expected} with at least one item; received an empty array."
+    return f"{where} must be {expected}; received {_received(err.get('input'))}."
+
+
 def _describe_validation(error: ValidationError) -> str:
-    parts = []
-    for err in error.errors()[:5]:
-        where = ".".join(map(str, err["loc"])) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+    errors = error.errors()
+    sentences = [_sentence(err) for err in errors[:_MAX_REPORTED]]
+    if len(errors) > _MAX_REPORTED:
+        more = len(errors) - _MAX_REPORTED
+        sentences.append(f"({more} more {'problem' if more == 1 else 'problems'} not listed.)")
+    return " ".join(sentences)
 
 
 # ---- parsing a request ---------------------------------------------------------------------
@@ -239,12 +296,12 @@ def parse_request(body: bytes, header_length: str | None) -> ParsedRequest:
     if not isinstance(document, dict):
         raise V2Error(
             "The request must be a JSON object {inputs, outputs?, id?, parameters?}; "
-            f"received {type(document).__name__}."
+            f"received {_kind(document)}."
         )
     try:
         header = InferenceRequest.model_validate(document)
     except ValidationError as exc:
-        raise V2Error(f"The inference request is not valid: {_describe_validation(exc)}.") from None
+        raise V2Error(_describe_validation(exc)) from None
     return ParsedRequest(header, binary)
 
 

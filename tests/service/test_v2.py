@@ -379,12 +379,33 @@ BAD_REQUESTS: list[Any] = [
     pytest.param(b"", "not valid JSON", id="empty"),
     pytest.param(b'{"inputs": [{"data": [NaN]}]}', "not valid JSON", id="nan"),
     pytest.param(b"[1, 2]", "must be a JSON object", id="array"),
-    pytest.param({}, "inputs: Field required", id="no-inputs"),
-    pytest.param({"inputs": []}, "inputs: List should have at least 1 item", id="empty-inputs"),
-    pytest.param({"inputs": [{"name": "X"}]}, "inputs.0.shape: Field required", id="no-shape"),
-    pytest.param({**_tensor(), "id": 7}, "id: Input should be a valid string", id="id-number"),
-    pytest.param(_tensor(shape=[4, "2"]), "inputs.0.shape.1", id="shape-string"),
-    pytest.param(_tensor(shape=[4, -2]), "greater than or equal to 0", id="shape-negative"),
+    pytest.param({}, "inputs is required: an array of input tensors", id="no-inputs"),
+    pytest.param(
+        {"inputs": []},
+        "inputs must be an array of input tensors, [{name, shape, datatype, data}] with at "
+        "least one item; received an empty array.",
+        id="empty-inputs",
+    ),
+    pytest.param(
+        {"inputs": [{"name": "X", "datatype": "FP64", "data": []}]},
+        "inputs[0].shape is required: an array of dimensions, [m, n_x].",
+        id="no-shape",
+    ),
+    pytest.param(
+        {**_tensor(), "id": 7},
+        "id must be a string (it is echoed in the answer); received 7.",
+        id="id-number",
+    ),
+    pytest.param(
+        _tensor(shape=[4, "2"]),
+        'inputs[0].shape[1] must be a dimension, an integer >= 0; received "2".',
+        id="shape-string",
+    ),
+    pytest.param(
+        _tensor(shape=[4, -2]),
+        "inputs[0].shape[1] must be a dimension, an integer >= 0; received -2.",
+        id="shape-negative",
+    ),
     pytest.param(
         _tensor(shape=[3, 5]),
         "input X must have shape [m, 2] (one row per example); received [3, 5]",
@@ -461,6 +482,95 @@ async def test_bad_requests_answer_400_with_an_error(client: httpx.AsyncClient) 
     assert not failures, "\n".join(failures)
 
 
+# The header's own mistakes, in sentences: the field, what it must be, what it was.
+READABLE_ERRORS: list[Any] = [
+    pytest.param(
+        {"inputs": [{"name": "X", "shape": [-1, 2], "datatype": "FP64", "data": ROWS}]},
+        "inputs[0].shape[0] must be a dimension, an integer >= 0; received -1.",
+        id="negative-dimension",
+    ),
+    pytest.param(
+        _tensor(shape=[4, 2.0]),
+        "inputs[0].shape[1] must be a dimension, an integer >= 0; received 2.0.",
+        id="float-dimension",
+    ),
+    pytest.param(
+        _tensor(shape="4x2"),
+        'inputs[0].shape must be an array of dimensions, [m, n_x]; received "4x2".',
+        id="shape-string",
+    ),
+    pytest.param(
+        {"inputs": {"name": "X"}},
+        "inputs must be an array of input tensors, [{name, shape, datatype, data}]; received "
+        "an object.",
+        id="inputs-object",
+    ),
+    pytest.param(
+        {"inputs": [[4, 2]]},
+        "inputs[0] must be an input tensor: an object {name, shape, datatype, data}; received "
+        "an array.",
+        id="tensor-array",
+    ),
+    pytest.param(
+        _tensor(name=None),
+        'inputs[0].name must be a string, the input\'s name ("X"); received null.',
+        id="name-null",
+    ),
+    pytest.param(
+        _tensor(datatype=64),
+        'inputs[0].datatype must be a string, "FP32" or "FP64"; received 64.',
+        id="datatype-number",
+    ),
+    pytest.param(
+        _tensor(parameters=["binary_data_size", 64]),
+        "inputs[0].parameters must be an object of parameters; received an array.",
+        id="tensor-parameters-array",
+    ),
+    pytest.param(
+        {**_tensor(), "parameters": "binary"},
+        'parameters must be an object of parameters; received "binary".',
+        id="parameters-string",
+    ),
+    pytest.param(
+        {**_tensor(), "outputs": {"name": "A"}},
+        'outputs must be an array of requested outputs, [{"name": "A"}, {"name": '
+        '"predictions"}]; received an object.',
+        id="outputs-object",
+    ),
+    pytest.param(
+        {**_tensor(), "outputs": [{"parameters": {"binary_data": True}}]},
+        'outputs[0].name is required: a string, "A" or "predictions".',
+        id="output-without-name",
+    ),
+    pytest.param(
+        {"inputs": [{"name": 1, "shape": {}, "datatype": None, "parameters": 0}]},
+        'inputs[0].name must be a string, the input\'s name ("X"); received 1. '
+        "inputs[0].shape must be an array of dimensions, [m, n_x]; received an object. "
+        'inputs[0].datatype must be a string, "FP32" or "FP64"; received null. '
+        "(1 more problem not listed.)",
+        id="several",
+    ),
+    pytest.param(
+        b"7",
+        "The request must be a JSON object {inputs, outputs?, id?, parameters?}; "
+        "received a number.",
+        id="number",
+    ),
+]
+
+
+async def test_header_errors_read_as_sentences(client: httpx.AsyncClient) -> None:
+    net = await create(client)
+    failures = []
+    for case in READABLE_ERRORS:
+        body, expected = case.values
+        try:
+            assert assert_error(await infer(client, net["id"], body), 400) == expected
+        except AssertionError as failure:
+            failures.append(f"{case.id}: {failure}")
+    assert not failures, "\n".join(failures)
+
+
 def _with_extras(body: dict[str, Any], other_model: str) -> dict[str, Any]:
     """``body`` with every field the protocol allows and this service does not use."""
     tensor = dict(body["inputs"][0])
@@ -528,7 +638,7 @@ async def test_what_is_read_is_still_checked_beside_ignored_fields(
     net = await create(client)
     body = _with_extras(infer_body(), net["id"])
     body["inputs"][0]["shape"] = [4, -2]
-    assert_error(await infer(client, net["id"], body), 400, "greater than or equal to 0")
+    assert_error(await infer(client, net["id"], body), 400, "inputs[0].shape[1] must be")
     body = _with_extras(infer_body(), net["id"])
     body["inputs"][0]["name"] = "x"
     assert_error(await infer(client, net["id"], body), 400, "received unknown input 'x'")
