@@ -25,7 +25,7 @@ from bench.reference import Case, make_batch
 from bench.steps import local_network
 from model import TrainOptions, train
 from model.fast import StepBuffers
-from service.plumbing import parse_json
+from service.core.http import parse_json
 from service.schemas import TrainRequest
 
 MEMORY_CASES = [

@@ -26,7 +26,7 @@ from model.errors import ModelError, TrainingDiverged
 from model.gradcheck import GradCheckResult, gradient_check
 from model.initializers import INITIALIZATION_NAMES
 from model.losses import LOSS_NAMES
-from model.network import Network, create_network, replace_parameters
+from model.network import Layout, Network, create_network, replace_parameters
 from model.predict import evaluate, predict
 from model.propagation import Pass, compute_gradients
 from model.serialize import network_from_bytes, state_bytes
@@ -40,6 +40,7 @@ __all__ = [
     "OPTIMIZER_NAMES",
     "DropoutSpec",
     "GradCheckResult",
+    "Layout",
     "ModelError",
     "Network",
     "NetworkSpec",

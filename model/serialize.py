@@ -5,6 +5,7 @@ as the store's columns). On a little-endian machine the bytes are the arrays' ow
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from model.checks import check_finite
 from model.errors import ModelError
@@ -16,9 +17,13 @@ def state_bytes(network: Network) -> tuple[memoryview, memoryview]:
     """The parameters' and the moments' bytes, little-endian (views, not copies, where the
     machine is little-endian)."""
     little = network.spec.np_dtype.newbyteorder("<")
-    theta = np.ascontiguousarray(network.theta, dtype=little)
-    moments = np.ascontiguousarray(network.moments, dtype=little)
-    return theta.data.cast("B"), moments.data.cast("B")
+    return _raw(network.theta, little), _raw(network.moments, little)
+
+
+def _raw(array: NDArray[np.floating], little: np.dtype[np.floating]) -> memoryview:
+    if array.size == 0:
+        return memoryview(b"")
+    return np.ascontiguousarray(array, dtype=little).reshape(-1).data.cast("B")
 
 
 def network_from_bytes(

@@ -93,6 +93,12 @@ class Workspace:
         layout, size = Layout(spec), spec.parameter_count
         self.grads = tuple(layout.flat(np.empty(size, spec.np_dtype)) for _ in range(2))
 
+    @property
+    def nbytes(self) -> int:
+        batches = sum(X.nbytes + Y.nbytes for X, Y in self._batches.values())
+        grads = sum(g.vector.nbytes for g in self.grads)
+        return sum(b.nbytes for b in self._buffers.values()) + batches + grads
+
     def buffers(self, m: int) -> Buffers:
         buf = self._buffers.pop(m, None) or Buffers(self.spec, m)
         self._buffers[m] = buf

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 
 from model import TrainOptions, create_network, train
-from service.store import SQLiteStore
+from service.store import Store, open_store
 from tests.service.helpers import XOR_X, XOR_Y
 from tests.support.server import ServerProcess
 
@@ -77,7 +77,7 @@ def test_a_killed_servers_job_fails_and_its_network_is_at_the_last_checkpoint(
         assert [c["step"] for c in history] == list(range(1, steps + 1))
         assert client.get(f"/networks/{net['id']}/gradients").json()["step"] == steps
         saved = client.get(f"/networks/{net['id']}/parameters").json()["layers"]
-        store = SQLiteStore.from_url(url)
+        store = open_store(url)
         try:
             start = create_network(
                 store.get_network(net["id"], "").network.spec,

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 
 from service.main import create_app
-from service.settings import Settings
+from service.core.settings import Settings
 from service.store import Store
 
 PROBLEM_JSON = "application/problem+json"

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from service.errors import is_v2
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.core.errors import is_v2
+from service.core.settings import Settings
+from service.store import Store, open_store
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem, create
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +20,7 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/readyz")).json() == {"status": "ready"}
 
 
-async def test_readyz_fails_when_the_store_is_gone(settings: Settings, store: SQLiteStore) -> None:
+async def test_readyz_fails_when_the_store_is_gone(settings: Settings, store: Store) -> None:
     class Broken(SQLiteStore):
         def ping(self) -> None:
             raise OSError("disk unplugged")
@@ -45,7 +45,7 @@ async def test_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
 
 
 async def test_body_over_the_limit_is_413_before_reading_it(
-    settings: Settings, store: SQLiteStore
+    settings: Settings, store: Store
 ) -> None:
     small = Settings(database_url=settings.database_url, max_body_bytes=2048)
     async with app_client(small, store) as client:

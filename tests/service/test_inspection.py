@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from model import compute_gradients
-from service.store import SQLiteStore
+from service.store import Store, open_store
 from tests.service.helpers import XOR_X, XOR_Y, assert_problem, b64, create, unb64
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_gradients_include_everything_with_the_notations_shapes(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client, layer_dims=[2, 4, 3, 1])
     body = {"X": XOR_X, "Y": XOR_Y, "include": ["Z", "A", "dZ", "dA", "dW", "db"]}

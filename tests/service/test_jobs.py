@@ -25,8 +25,8 @@ from fastapi import FastAPI
 
 from model import Network, TrainOptions, train
 from service.main import create_app
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.core.settings import Settings
+from service.store import Store, open_store
 from tests.service.helpers import XOR_X, XOR_Y, assert_problem, create
 from tests.support.server import free_port
 
@@ -46,7 +46,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, store: SQLiteStore) -> Iterator[FastAPI]:
+def app(settings: Settings, store: Store) -> Iterator[FastAPI]:
     # The ASGI transport runs no lifespan: the manager starts with the first job, and stops here.
     app = create_app(settings, store)
     yield app
@@ -127,7 +127,7 @@ def assert_same_parameters(saved: Network, expected: Network) -> None:
 
 
 async def test_a_job_runs_to_the_end_like_synchronous_training(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client)
     before = store.get_network(net["id"], "").network
@@ -251,7 +251,7 @@ async def test_events_of_a_whole_job_are_ordered_with_one_final_event(
 
 
 async def test_cancel_stops_within_a_second_and_keeps_the_last_step(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client)
     before = store.get_network(net["id"], "").network
@@ -316,13 +316,13 @@ async def test_a_job_holds_its_network_against_every_other_writer(
 
 
 async def test_the_store_refuses_writes_to_a_held_network_across_connections(
-    client: httpx.AsyncClient, store: SQLiteStore, settings: Settings
+    client: httpx.AsyncClient, store: Store, settings: Settings
 ) -> None:
     # A second store on the same file stands for another process: the check is in SQLite.
     from service.store import JobRequest, NetworkBusy, Update
 
     net = await create(client)
-    other = SQLiteStore.from_url(settings.database_url)
+    other = open_store(settings.database_url)
     try:
         record = other.get_network(net["id"], "")
         request = JobRequest(X=np.array(XOR_X), Y=np.array(XOR_Y), options=TrainOptions())
@@ -363,7 +363,7 @@ async def test_bad_job_requests(client: httpx.AsyncClient) -> None:
 
 
 async def test_divergence_fails_the_job_and_keeps_the_last_finite_parameters(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     spec = {"layer_dims": [1, 1], "output_activation": "linear", "seed": 3}
     body = {"X": [[10.0, -20.0, 30.0]], "Y": [[1.0, 2.0, 3.0]], "epochs": 10_000}
@@ -388,7 +388,7 @@ async def test_divergence_fails_the_job_and_keeps_the_last_finite_parameters(
 
 async def test_jobs_beyond_the_limit_wait_queued(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'one.db'}", max_concurrent_jobs=1)
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     app = create_app(settings, store)
     try:
         transport = httpx.ASGITransport(app=app)
@@ -421,7 +421,7 @@ async def test_jobs_beyond_the_limit_wait_queued(tmp_path: Path) -> None:
 
 async def test_another_owners_job_is_404(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="alice,bob")
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     app = create_app(settings, store)
     alice = {"Authorization": "Bearer alice"}
     bob = {"Authorization": "Bearer bob"}
@@ -512,7 +512,7 @@ async def test_a_stream_joined_late_answers_at_once_then_every_half_second(
 
 
 async def test_shutdown_stops_running_jobs_and_commits_their_last_step(
-    live: tuple[str, uvicorn.Server], store: SQLiteStore
+    live: tuple[str, uvicorn.Server], store: Store
 ) -> None:
     url, server = live
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:

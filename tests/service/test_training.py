@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 
 from model import TrainOptions, create_network, train
-from service.errors import NotFound
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.core.errors import NotFound
+from service.core.settings import Settings
+from service.store import Store, open_store
 from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, b64, create
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_train_matches_the_model_in_process(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client)
     before = store.get_network(net["id"], "").network
@@ -82,7 +82,7 @@ async def test_minibatches_and_learning_rate_override(client: httpx.AsyncClient)
 
 
 async def test_last_gradients_are_those_of_the_last_step(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client)
     assert_problem(await client.get(f"/networks/{net['id']}/gradients"), 404, "not been trained")
@@ -106,7 +106,7 @@ async def test_last_gradients_are_those_of_the_last_step(
 
 
 async def test_divergence_is_422_and_saves_nothing(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client, output_activation="linear", layer_dims=[2, 3, 1])
     before = store.get_network(net["id"], "")
@@ -193,7 +193,7 @@ async def test_sync_training_work_is_capped(client: httpx.AsyncClient) -> None:
 
 
 async def test_float32_networks_train_in_float32(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client, dtype="float32")
     body = {"X": b64(XOR_X, "float32"), "Y": b64(XOR_Y, "float32"), "epochs": 5}
@@ -205,7 +205,7 @@ async def test_float32_networks_train_in_float32(
     assert grads["layers"][0]["dW"]["dtype"] == "float32"
 
 
-async def test_history_is_thinned_evenly_past_the_limit(store: SQLiteStore) -> None:
+async def test_history_is_thinned_evenly_past_the_limit(store: Store) -> None:
     settings = Settings(database_url=f"sqlite:///{store.path}", max_history_points=100)
     async with app_client(settings, store) as client:
         net = await create(client)
@@ -222,7 +222,7 @@ async def test_history_is_thinned_evenly_past_the_limit(store: SQLiteStore) -> N
     assert gaps.max() - gaps.min() <= 1
 
 
-def test_network_created_in_process_can_be_committed(store: SQLiteStore) -> None:
+def test_network_created_in_process_can_be_committed(store: Store) -> None:
     from model import build_spec
 
     network = create_network(build_spec([2, 1], seed=0))
@@ -231,7 +231,7 @@ def test_network_created_in_process_can_be_committed(store: SQLiteStore) -> None
 
 
 async def test_a_final_cost_that_overflows_is_divergence(
-    client: httpx.AsyncClient, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import dataclasses
 
@@ -250,7 +250,7 @@ async def test_a_final_cost_that_overflows_is_divergence(
     assert store.get_network(net["id"], "").meta.version == 1
 
 
-def test_history_is_read_as_of_the_version_it_answers_for(store: SQLiteStore) -> None:
+def test_history_is_read_as_of_the_version_it_answers_for(store: Store) -> None:
     from model import build_spec
     from service.routes.training import history_at
     from service.updates import training_update

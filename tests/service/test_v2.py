@@ -20,8 +20,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from service.deps import get_owner
 from service.main import create_app
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.core.settings import Settings
+from service.store import Store, open_store
 from tests.service.helpers import XOR_X, XOR_Y, app_client, create
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -656,7 +656,7 @@ async def test_v2_with_a_slash_is_v2(client: httpx.AsyncClient, tmp_path: Path) 
     assert slash.json() == plain.json()
     # ... and needs a key as /v2 does, when keys are configured.
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="k")
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     try:
         async with app_client(settings, store) as keyed:
             for path in ("/v2", "/v2/"):
@@ -762,7 +762,7 @@ async def test_limits(tmp_path: Path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'limits.db'}", max_examples=3, max_body_bytes=2048
     )
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     transport = httpx.ASGITransport(app=create_app(settings, store))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
