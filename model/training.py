@@ -132,6 +132,8 @@ class Trainer:
         workspace: Workspace | None = None,
         spares: tuple[Network, ...] = (),
     ) -> None:
+        if not isinstance(options, TrainOptions):
+            raise ModelError(f"options must be a TrainOptions; received {options!r}.")
         spec = network.spec
         self._X = check_X(spec, X)
         self._m = int(self._X.shape[1])
