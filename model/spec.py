@@ -296,6 +296,9 @@ class NetworkSpec:
         dropout = d["dropout"]
         if dropout is not None and not isinstance(dropout, Mapping):
             raise ModelError(f"dropout must be a mapping or null; received {dropout!r}.")
+        if dropout is not None and set(dropout) != {"keep_prob", "seed"}:
+            keys = sorted(dropout, key=str)
+            raise ModelError(f"dropout needs exactly the keys keep_prob, seed; received {keys!r}.")
         return cls(
             **{
                 **d,
