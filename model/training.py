@@ -224,20 +224,23 @@ class Trainer:
         backward(cur, X, Y, buf, grad, nxt.theta, dropout=dropout)
         update(spec.optimizer, self._lr, cur, grad.vector, nxt)
         if not (_finite(nxt.theta) and (nxt.moments.size == 0 or _finite(nxt.moments.reshape(-1)))):
-            raise self._diverge(number, "its updated parameters")
+            raise self._diverge(number, "its updated parameters", J)
         nxt.steps_trained = number
         self.network, self._grad = nxt, grad
         self.steps_done += 1
         self.last_step = StepRecord(number, J)
         return self.last_step
 
-    def _diverge(self, number: int, what: str) -> TrainingDiverged:
+    def _diverge(self, number: int, what: str, J: float | None = None) -> TrainingDiverged:
+        """The error for step ``number``; ``J``, its own cost if that was finite."""
+        if J is None and self.last_step is not None:
+            J = self.last_step.cost
         self._diverged = TrainingDiverged(
             f"Training diverged at step {number}: {what} came out NaN or infinite, so the "
             f"step was undone and the network keeps its last finite state (after step "
             f"{number - 1}). Try a smaller learning rate than {self._lr:g}.",
             step=number,
-            last_finite_cost=self.last_step.cost if self.last_step else None,
+            last_finite_cost=J,
         )
         return self._diverged
 
