@@ -135,6 +135,15 @@ class Trainer:
         if not isinstance(options, TrainOptions):
             raise ModelError(f"options must be a TrainOptions; received {options!r}.")
         spec = network.spec
+        # A workspace's buffers apply its spec's activations, and a spare that becomes the
+        # current state brings its spec to the next step: both must be this network's.
+        given = [("workspace", workspace), *((f"spares[{i}]", s) for i, s in enumerate(spares))]
+        for name, other in given:
+            if other is not None and other.spec != spec:
+                raise ModelError(
+                    f"{name} must be for this network's spec {spec.to_dict()}; received one "
+                    f"for {other.spec.to_dict()}."
+                )
         self._X = check_X(spec, X)
         self._m = int(self._X.shape[1])
         self._Y = np.ascontiguousarray(check_Y(spec, Y, self._m))
