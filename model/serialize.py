@@ -17,7 +17,8 @@ def state_bytes(network: Network) -> tuple[memoryview, memoryview]:
     machine is little-endian)."""
     little = network.spec.np_dtype.newbyteorder("<")
     theta = np.ascontiguousarray(network.theta, dtype=little)
-    moments = np.ascontiguousarray(network.moments, dtype=little)
+    # Flat: a memoryview of a (0, size) array (gd's moments) cannot be cast to bytes.
+    moments = np.ascontiguousarray(network.moments, dtype=little).reshape(-1)
     return theta.data.cast("B"), moments.data.cast("B")
 
 
