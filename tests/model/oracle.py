@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 if TYPE_CHECKING:  # annotations only: the oracle runs none of model/'s code
-    from model import Network, OptimizerSpec
+    from model import Network, NetworkSpec, OptimizerSpec
 
 F = NDArray[np.float64]
 
@@ -89,11 +89,23 @@ class Result:
 def gradients(
     network: Network, X: ArrayLike, Y: ArrayLike, D: Sequence[ArrayLike] | None = None
 ) -> Result:
-    """Forward with a cache, the cost with L2, and backward, for ``network`` on X (n_x, m) and
-    Y (n_L, m). With masks D (one per hidden layer), inverted dropout on the hidden layers."""
-    spec = network.spec
-    W = [np.array(w, dtype=np.float64) for w in network.W]
-    b = [np.array(x, dtype=np.float64) for x in network.b]
+    """:func:`gradients_of` the network's spec and parameters."""
+    return gradients_of(network.spec, network.W, network.b, X, Y, D)
+
+
+def gradients_of(
+    spec: NetworkSpec,
+    W_in: Sequence[ArrayLike],
+    b_in: Sequence[ArrayLike],
+    X: ArrayLike,
+    Y: ArrayLike,
+    D: Sequence[ArrayLike] | None = None,
+) -> Result:
+    """Forward with a cache, the cost with L2, and backward, for the spec's activations,
+    loss and lambda and parameters W, b, on X (n_x, m) and Y (n_L, m). With masks D (one per
+    hidden layer), inverted dropout with the spec's keep_prob on the hidden layers."""
+    W = [np.array(w, dtype=np.float64) for w in W_in]
+    b = [np.array(x, dtype=np.float64) for x in b_in]
     L, lambd, acts = len(W), spec.l2_lambda, spec.activations
     masks = [np.array(d, dtype=np.float64) for d in D] if D is not None else []
     keep = spec.dropout.keep_prob if spec.dropout is not None else ()
