@@ -23,7 +23,12 @@ def state_bytes(network: Network) -> tuple[memoryview, memoryview]:
 
 
 def network_from_bytes(
-    spec: NetworkSpec, theta: bytes, moments: bytes, *, optimizer_t: int, steps_trained: int
+    spec: NetworkSpec,
+    theta: bytes | bytearray | memoryview,
+    moments: bytes | bytearray | memoryview,
+    *,
+    optimizer_t: int,
+    steps_trained: int,
 ) -> Network:
     """Rebuild a network from :func:`state_bytes` output, validating every part (its own
     writable arrays: one copy of the bytes)."""
