@@ -26,7 +26,7 @@ from model.activations import ACTIVATIONS
 from model.checks import check_X, check_Y
 from model.losses import CANONICAL_COST, LOSSES
 from model.network import Flat, Network
-from model.spec import NetworkSpec
+from model.spec import MAX_SEED, NetworkSpec, check_int
 
 Array = NDArray[np.floating]
 
@@ -221,6 +221,8 @@ def compute_gradients(
     .rand(n_l, m) < keep_prob[l]`` for l = 1..L-1, in order.
     """
     spec = network.spec
+    if dropout_seed is not None:
+        check_int("dropout_seed", dropout_seed, 0, MAX_SEED)
     X_checked = check_X(spec, X)
     m = int(X_checked.shape[1])
     Y_checked = check_Y(spec, Y, m)
