@@ -191,6 +191,8 @@ class Trainer:
         if self._diverged is not None:
             raise self._diverged
         remaining = self.total_steps - self.steps_done
+        if max_steps is not None:
+            max_steps = check_int("max_steps", max_steps, 0)
         count = remaining if max_steps is None else min(remaining, max_steps)
         # Overflow is expected when training diverges; it is detected, not warned.
         with np.errstate(all="ignore"):
