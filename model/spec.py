@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from typing import Any
@@ -350,9 +350,13 @@ def build_spec(
     dropout = None
     if keep_prob is not None:
         hidden = max(len(layer_dims) - 2, 0)
-        if isinstance(keep_prob, int | float):
-            keep_prob = [keep_prob] * max(hidden, 1)
-        dropout = DropoutSpec(keep_prob=tuple(keep_prob), seed=dropout_seed)
+        keep: object = keep_prob
+        if isinstance(keep, Real):  # numpy's scalars too
+            keep = [keep] * max(hidden, 1)
+        if isinstance(keep, Iterable) and not isinstance(keep, str | bytes):
+            keep = tuple(keep)
+        # DropoutSpec refuses anything that is not numbers in (0, 1].
+        dropout = DropoutSpec(keep_prob=keep, seed=dropout_seed)  # type: ignore[arg-type]
     return NetworkSpec(
         layer_dims=tuple(layer_dims),
         activations=tuple(activations),
