@@ -285,7 +285,7 @@ class NetworkSpec:
         if isinstance(d, Mapping) and "dropout" not in d:  # stored before dropout existed
             d = {**d, "dropout": None}
         if not isinstance(d, Mapping) or set(d) != expected:
-            keys = sorted(d) if isinstance(d, Mapping) else d
+            keys = sorted(d, key=str) if isinstance(d, Mapping) else d
             raise ModelError(
                 f"A network spec needs exactly the keys {', '.join(sorted(expected))}; "
                 f"received {keys!r}."
