@@ -157,7 +157,11 @@ class Trainer:
         self.total_steps = options.epochs * self._per_epoch
         self.steps_done = check_int("start_step", start_step, 0, self.total_steps)
         self._work = workspace if workspace is not None else Workspace(spec)
-        self._states = [*spares[:2]]
+        self._states: list[Network] = []  # two distinct states, never the input network
+        for spare in spares:
+            if spare is not network and all(spare is not s for s in self._states):
+                self._states.append(spare)
+        del self._states[2:]
         self._start = self.network = network
         self._grad: Flat | None = None
         self._order: tuple[int, NDArray[np.intp]] | None = None  # (epoch, its permutation)
