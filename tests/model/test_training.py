@@ -528,15 +528,31 @@ def test_spares_returns_what_the_trainer_allocated_and_no_longer_needs() -> None
     assert network not in trainer.spares()
 
 
-def test_a_spare_can_be_the_previous_result_but_never_the_input() -> None:
+def test_a_spare_can_be_an_earlier_calls_input_but_the_input_is_never_written() -> None:
     network = spec_for("adam")
     X, Y = make_data(network.spec, 6)
-    earlier = train(network, X, Y, TrainOptions(epochs=2))
-    # The trainer of a new call writes into the spare of an earlier call's result.
-    trainer = Trainer(earlier.network, X, Y, TrainOptions(epochs=2), spares=(network.empty_like(),))
-    trainer.run()
-    assert earlier.network.steps_trained == 2  # its input stays as it was
-    assert_networks_equal(trainer.network, train(network, X, Y, TrainOptions(epochs=4)).network)
+    earlier = Trainer(network, X, Y, TrainOptions(epochs=2))
+    earlier.run()
+    assert len(earlier.spares()) == 1  # its two states: the current one and a spare
+    result = earlier.network
+    before = result.copy()
+    spare = result.empty_like()
+    # The input network given as a spare, and one spare given twice, are used once.
+    trainer = Trainer(result, X, Y, TrainOptions(epochs=3), spares=(result, spare, spare))
+    trainer.run(1)
+    assert trainer.network is spare
+    trainer.run(1)
+    assert trainer.spares() == [spare]  # the second step wrote a state of its own
+    trainer.run(1)
+    assert trainer.network is spare  # the third step wrote the spare again, not the input
+    assert result not in trainer.spares()
+    assert_networks_equal(result, before)
+    assert_networks_equal(trainer.network, train(network, X, Y, TrainOptions(epochs=5)).network)
+    # ... and a network that an earlier trainer started from may be written by a later one.
+    later = Trainer(trainer.network, X, Y, TrainOptions(epochs=1), spares=(network,))
+    later.run()
+    assert later.network is network
+    assert network.steps_trained == 6
 
 
 def test_a_workspace_reused_across_trainers_gives_identical_results() -> None:
