@@ -471,6 +471,10 @@ def test_non_finite_parameters_after_an_update_are_undone() -> None:
     assert trainer.network is network  # no step was made
     assert trainer.gradients is None
     assert trainer.last_step is None
+    assert trainer.done
+    with pytest.raises(TrainingDiverged) as again:
+        trainer.run(1)
+    assert again.value is error
     assert_networks_equal(network, before)
 
 
