@@ -81,6 +81,7 @@ def problems(draw: st.DrawFn) -> tuple[Network, F, F]:
         l2_lambda=draw(st.sampled_from([0.0, 0.7]), label="l2"),
         dtype=draw(st.sampled_from(["float64", "float32"]), label="dtype"),
         optimizer=OptimizerSpec(name=draw(st.sampled_from(["gd", "momentum", "adam"]))),
+        keep_prob=draw(st.sampled_from([None, 0.5])) if L > 1 else None,  # checked without
     )
     m = draw(st.integers(1, 5), label="m")
     rng = np.random.RandomState(spec.seed)
