@@ -18,7 +18,8 @@ def predict(network: Network, X: ArrayLike) -> tuple[NDArray[np.floating], NDArr
     """
     spec = network.spec
     X_checked = check_X(spec, X)
-    A = forward(network, X_checked, Buffers(spec, int(X_checked.shape[1]), backward=False))
+    with np.errstate(over="ignore"):  # sigmoid's e^-z (model.propagation says why)
+        A = forward(network, X_checked, Buffers(spec, int(X_checked.shape[1]), backward=False))
     output = spec.activations[-1]
     if output == "sigmoid":
         return A, (A > 0.5).astype(np.int64)
@@ -36,8 +37,9 @@ def evaluate(network: Network, X: ArrayLike, Y: ArrayLike) -> tuple[float, float
     m = int(X_checked.shape[1])
     Y_checked = check_Y(spec, Y, m)
     buf = Buffers(spec, m, backward=False)
-    A = forward(network, X_checked, buf)
-    J = cost(network, buf, Y_checked)
+    with np.errstate(over="ignore"):  # sigmoid's e^-z (model.propagation says why)
+        A = forward(network, X_checked, buf)
+        J = cost(network, buf, Y_checked)
     output = spec.activations[-1]
     accuracy: float | None = None
     if output == "sigmoid":

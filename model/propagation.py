@@ -6,6 +6,12 @@ Every (n_l, m) array of a pass lives in a :class:`Buffers` made once per batch s
 functions write into it with ``out=``. Lists are 0-based: entry ``i`` belongs to layer
 l = i + 1. Products go through ``np.dot``: the same BLAS call as ``@``, with less per-call
 overhead on small networks.
+
+Sigmoid's e^-z overflows to inf for very negative z (1 / (1 + inf) = 0 is the right
+limit), so every caller of :func:`forward` runs it with overflow warnings off:
+:func:`compute_gradients`, :meth:`model.training.Trainer.run` and ``final_cost``,
+:func:`model.predict.predict`, :func:`model.predict.evaluate` and
+:func:`model.gradcheck.gradient_check`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from model.activations import ACTIVATIONS
 from model.checks import check_X, check_Y
 from model.losses import CANONICAL_COST, LOSSES
 from model.network import Flat, Network
-from model.spec import NetworkSpec
+from model.spec import MAX_SEED, NetworkSpec, check_int
 
 Array = NDArray[np.floating]
 
@@ -215,6 +221,8 @@ def compute_gradients(
     .rand(n_l, m) < keep_prob[l]`` for l = 1..L-1, in order.
     """
     spec = network.spec
+    if dropout_seed is not None:
+        check_int("dropout_seed", dropout_seed, 0, MAX_SEED)
     X_checked = check_X(spec, X)
     m = int(X_checked.shape[1])
     Y_checked = check_Y(spec, Y, m)
@@ -223,13 +231,14 @@ def compute_gradients(
     if dropout:
         rng = np.random.RandomState(dropout_seed)
         draw_masks(spec, buf, lambda shape: rng.rand(*shape))
-    forward(network, X_checked, buf, dropout=dropout)
-    J = cost(network, buf, Y_checked)
-    copies = [a.copy() for a in buf.Z] if intermediate else None
     record: Record | None = {"dZ": [None] * spec.L, "dA": [None] * spec.L} if intermediate else None
     grad = network.layout.flat(np.empty_like(network.theta))
     scratch = np.empty_like(network.theta)
-    backward(network, X_checked, Y_checked, buf, grad, scratch, dropout=dropout, record=record)
+    with np.errstate(over="ignore"):  # sigmoid's e^-z (see the top of this module)
+        forward(network, X_checked, buf, dropout=dropout)
+        J = cost(network, buf, Y_checked)
+        copies = [a.copy() for a in buf.Z] if intermediate else None
+        backward(network, X_checked, Y_checked, buf, grad, scratch, dropout=dropout, record=record)
     dW, db = grad.W, grad.b
     if record is None:
         return Pass(J, dW, db)

@@ -5,7 +5,6 @@ as the store's columns). On a little-endian machine the bytes are the arrays' ow
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import NDArray
 
 from model.checks import check_finite
 from model.errors import ModelError
@@ -17,17 +16,19 @@ def state_bytes(network: Network) -> tuple[memoryview, memoryview]:
     """The parameters' and the moments' bytes, little-endian (views, not copies, where the
     machine is little-endian)."""
     little = network.spec.np_dtype.newbyteorder("<")
-    return _raw(network.theta, little), _raw(network.moments, little)
-
-
-def _raw(array: NDArray[np.floating], little: np.dtype[np.floating]) -> memoryview:
-    if array.size == 0:
-        return memoryview(b"")
-    return np.ascontiguousarray(array, dtype=little).reshape(-1).data.cast("B")
+    theta = np.ascontiguousarray(network.theta, dtype=little)
+    # Flat: a memoryview of a (0, size) array (gd's moments) cannot be cast to bytes.
+    moments = np.ascontiguousarray(network.moments, dtype=little).reshape(-1)
+    return theta.data.cast("B"), moments.data.cast("B")
 
 
 def network_from_bytes(
-    spec: NetworkSpec, theta: bytes, moments: bytes, *, optimizer_t: int, steps_trained: int
+    spec: NetworkSpec,
+    theta: bytes | bytearray | memoryview,
+    moments: bytes | bytearray | memoryview,
+    *,
+    optimizer_t: int,
+    steps_trained: int,
 ) -> Network:
     """Rebuild a network from :func:`state_bytes` output, validating every part (its own
     writable arrays: one copy of the bytes)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from typing import Any
@@ -285,7 +285,7 @@ class NetworkSpec:
         if isinstance(d, Mapping) and "dropout" not in d:  # stored before dropout existed
             d = {**d, "dropout": None}
         if not isinstance(d, Mapping) or set(d) != expected:
-            keys = sorted(d) if isinstance(d, Mapping) else d
+            keys = sorted(d, key=str) if isinstance(d, Mapping) else d
             raise ModelError(
                 f"A network spec needs exactly the keys {', '.join(sorted(expected))}; "
                 f"received {keys!r}."
@@ -296,6 +296,9 @@ class NetworkSpec:
         dropout = d["dropout"]
         if dropout is not None and not isinstance(dropout, Mapping):
             raise ModelError(f"dropout must be a mapping or null; received {dropout!r}.")
+        if dropout is not None and set(dropout) != {"keep_prob", "seed"}:
+            keys = sorted(dropout, key=str)
+            raise ModelError(f"dropout needs exactly the keys keep_prob, seed; received {keys!r}.")
         return cls(
             **{
                 **d,
@@ -347,9 +350,13 @@ def build_spec(
     dropout = None
     if keep_prob is not None:
         hidden = max(len(layer_dims) - 2, 0)
-        if isinstance(keep_prob, int | float):
-            keep_prob = [keep_prob] * max(hidden, 1)
-        dropout = DropoutSpec(keep_prob=tuple(keep_prob), seed=dropout_seed)
+        keep: object = keep_prob
+        if isinstance(keep, Real):  # numpy's scalars too
+            keep = [keep] * max(hidden, 1)
+        if isinstance(keep, Iterable) and not isinstance(keep, str | bytes):
+            keep = tuple(keep)
+        # DropoutSpec refuses anything that is not numbers in (0, 1].
+        dropout = DropoutSpec(keep_prob=keep, seed=dropout_seed)  # type: ignore[arg-type]
     return NetworkSpec(
         layer_dims=tuple(layer_dims),
         activations=tuple(activations),

@@ -138,7 +138,18 @@ class Trainer:
         workspace: Workspace | None = None,
         spares: tuple[Network, ...] = (),
     ) -> None:
+        if not isinstance(options, TrainOptions):
+            raise ModelError(f"options must be a TrainOptions; received {options!r}.")
         spec = network.spec
+        # A workspace's buffers apply its spec's activations, and a spare that becomes the
+        # current state brings its spec to the next step: both must be this network's.
+        given = [("workspace", workspace), *((f"spares[{i}]", s) for i, s in enumerate(spares))]
+        for name, other in given:
+            if other is not None and other.spec != spec:
+                raise ModelError(
+                    f"{name} must be for this network's spec {spec.to_dict()}; received one "
+                    f"for {other.spec.to_dict()}."
+                )
         self._X = check_X(spec, X)
         self._m = int(self._X.shape[1])
         self._Y = np.ascontiguousarray(check_Y(spec, Y, self._m))
@@ -152,7 +163,11 @@ class Trainer:
         self.total_steps = options.epochs * self._per_epoch
         self.steps_done = check_int("start_step", start_step, 0, self.total_steps)
         self._work = workspace if workspace is not None else Workspace(spec)
-        self._states = [*spares[:2]]
+        self._states: list[Network] = []  # two distinct states, never the input network
+        for spare in spares:
+            if spare is not network and all(spare is not s for s in self._states):
+                self._states.append(spare)
+        del self._states[2:]
         self._start = self.network = network
         self._grad: Flat | None = None
         self._order: tuple[int, NDArray[np.intp]] | None = None  # (epoch, its permutation)
@@ -186,6 +201,8 @@ class Trainer:
         if self._diverged is not None:
             raise self._diverged
         remaining = self.total_steps - self.steps_done
+        if max_steps is not None:
+            max_steps = check_int("max_steps", max_steps, 0)
         count = remaining if max_steps is None else min(remaining, max_steps)
         # Overflow is expected when training diverges; it is detected, not warned.
         with np.errstate(all="ignore"):
@@ -228,20 +245,23 @@ class Trainer:
         backward(cur, X, Y, buf, grad, nxt.theta, dropout=dropout)
         update(spec.optimizer, self._lr, cur, grad.vector, nxt)
         if not (_finite(nxt.theta) and (nxt.moments.size == 0 or _finite(nxt.moments.reshape(-1)))):
-            raise self._diverge(number, "its updated parameters")
+            raise self._diverge(number, "its updated parameters", J)
         nxt.steps_trained = number
         self.network, self._grad = nxt, grad
         self.steps_done += 1
         self.last_step = StepRecord(number, J)
         return self.last_step
 
-    def _diverge(self, number: int, what: str) -> TrainingDiverged:
+    def _diverge(self, number: int, what: str, J: float | None = None) -> TrainingDiverged:
+        """The error for step ``number``; ``J``, its own cost if that was finite."""
+        if J is None and self.last_step is not None:
+            J = self.last_step.cost
         self._diverged = TrainingDiverged(
             f"Training diverged at step {number}: {what} came out NaN or infinite, so the "
             f"step was undone and the network keeps its last finite state (after step "
             f"{number - 1}). Try a smaller learning rate than {self._lr:g}.",
             step=number,
-            last_finite_cost=self.last_step.cost if self.last_step else None,
+            last_finite_cost=J,
         )
         return self._diverged
 
