@@ -44,7 +44,13 @@ def relative_difference(grad: Array, approx: Array) -> float:
 
 
 def gradient_check(
-    network: Network, X: ArrayLike, Y: ArrayLike, epsilon: float = 1e-7, threshold: float = 2e-7
+    network: Network,
+    X: ArrayLike,
+    Y: ArrayLike,
+    epsilon: float = 1e-7,
+    threshold: float = 2e-7,
+    *,
+    stop: Callable[[], object] = lambda: None,
 ) -> GradCheckResult:
     """Compare backpropagation with (J(theta + eps) - J(theta - eps)) / (2 eps), entry by entry.
 
