@@ -188,15 +188,18 @@ class Trainer:
         """The states this trainer may write that are neither current nor its input network."""
         return [s for s in self._states if s is not self.network and s is not self._start]
 
-    def run(self, max_steps: int | None = None) -> list[StepRecord]:
-        """Make up to ``max_steps`` updates (all remaining ones by default); their records.
+    def run(
+        self, max_steps: int | None = None, records: list[StepRecord] | None = None
+    ) -> list[StepRecord]:
+        """Make up to ``max_steps`` updates (all remaining ones by default); return their
+        records, appended to ``records`` (a new list by default) as each step is made.
 
         Raises
         ------
         TrainingDiverged
             If a step's cost (computed before its update), or its updated parameters or
-            moments, are not finite; the records of the steps before it are lost with the
-            exception, the trainer stays at the last finite state, and further calls raise it.
+            moments, are not finite. The steps before it keep their records in ``records``,
+            the trainer stays at the last finite state, and further calls raise the same error.
         """
         if self._diverged is not None:
             raise self._diverged
@@ -204,9 +207,12 @@ class Trainer:
         if max_steps is not None:
             max_steps = check_int("max_steps", max_steps, 0)
         count = remaining if max_steps is None else min(remaining, max_steps)
+        made: list[StepRecord] = [] if records is None else records
         # Overflow is expected when training diverges; it is detected, not warned.
         with np.errstate(all="ignore"):
-            return [self._step() for _ in range(count)]
+            for _ in range(count):
+                made.append(self._step())
+        return made
 
     def _batch(self) -> tuple[Array, Array]:
         if self._batch_size is None:

@@ -15,6 +15,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from service.core.capacity import HeavyWork
 from service.core.errors import Invalid
 from service.core.idempotency import Retry, fingerprint
+from service.core.observability import Metrics
 from service.core.settings import Settings
 from service.core.wire import Encoding
 from service.store import Store
@@ -51,6 +52,11 @@ async def get_heavy(request: Request) -> HeavyWork:
     return heavy
 
 
+async def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
 async def get_jobs(request: Request) -> JobManager:
     jobs: JobManager = request.app.state.jobs
     return jobs
@@ -78,6 +84,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=200,
         description="Any string up to 200 characters: a repeat of this request with the same key "
         "and body (within 24 hours) answers what the first answered, changing nothing again.",
@@ -87,7 +94,8 @@ IdempotencyKey = Annotated[
 
 async def get_retry(request: Request, key: IdempotencyKey = None) -> Retry:
     store: Store = request.app.state.store
-    return Retry(store, await get_owner(request), key, await fingerprint(request) if key else "")
+    print_ = "" if key is None else await fingerprint(request)
+    return Retry(store, await get_owner(request), key, print_)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -96,6 +104,7 @@ OwnerDep = Annotated[str, Depends(get_owner)]
 WarmDep = Annotated[WarmNetworks, Depends(get_warm)]
 HeavyDep = Annotated[HeavyWork, Depends(get_heavy)]
 JobsDep = Annotated["JobManager", Depends(get_jobs)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 IfMatchDep = Annotated[int | None, Depends(get_if_match)]
 RetryDep = Annotated[Retry, Depends(get_retry)]
 NetworkId = Annotated[

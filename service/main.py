@@ -114,7 +114,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             return
         app.state.draining = True
         delay = max(0.0, settings.shutdown_grace_seconds - DRAIN_MARGIN_SECONDS)
-        threading.Timer(delay, app.state.heavy.drain).start()
+        timer = threading.Timer(delay, app.state.heavy.drain)
+        timer.daemon = True  # a drained process exits without waiting for it
+        timer.start()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -173,12 +173,13 @@ class WarmNetworks:
                     if warm.workspace is None:
                         warm.workspace = Workspace(warm.meta.spec)
                     free = tuple(s for s in warm.spares if id(s) not in warm.readers)
-                if if_match is not None and warm.meta.version != if_match:
-                    raise stale(if_match, warm.meta.version)
+                    start = warm.record  # what this change computes from, and commits onto
+                if if_match is not None and start.meta.version != if_match:
+                    raise stale(if_match, start.meta.version)
                 scratch = Scratch(warm.workspace, free)
-                update, outcome = compute(warm.record, scratch)
+                update, outcome = compute(start, scratch)
                 try:
-                    record = self.store.commit_update(network_id, owner, warm.meta.version, update)
+                    record = self.store.commit_update(network_id, owner, start.meta.version, update)
                 except VersionConflict as conflict:
                     if if_match is not None:
                         raise stale(if_match, conflict.current) from None

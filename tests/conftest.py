@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from service.main import create_app
 from service.core.settings import Settings
+from service.main import create_app
 from service.store import Store, open_store
 
 

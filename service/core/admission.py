@@ -28,7 +28,8 @@ def check_network_size(layer_dims: list[int], settings: Settings) -> None:
     count = sum(n * (n_prev + 1) for n_prev, n in pairwise(layer_dims))
     if count > settings.max_parameters:
         raise Invalid(
-            f"layer_dims {layer_dims} makes {count} parameters; the limit is {settings.max_parameters}."
+            f"layer_dims {layer_dims} makes {count} parameters; the limit is "
+            f"{settings.max_parameters}."
         )
 
 
@@ -42,8 +43,10 @@ def check_batch(spec: NetworkSpec, m: int, settings: Settings) -> None:
     activations = m * sum(spec.layer_dims[1:])
     if activations > settings.max_activations:
         raise Invalid(
-            f"{m} examples through layers of {list(spec.layer_dims[1:])} units make {activations} "
-            f"activations; the limit is {settings.max_activations}. Send fewer examples per request."
+            f"{m} examples through layers of {list(spec.layer_dims[1:])} units make "
+            f"{activations} "
+            f"activations; the limit is {settings.max_activations}. Send fewer examples per "
+            "request."
         )
 
 
@@ -100,7 +103,8 @@ def finite_answers() -> Iterator[Callable[..., None]]:
         for array in arrays:
             if not np.isfinite(np.asarray(array)).all():
                 raise Invalid(
-                    "The computation overflowed to infinity or NaN on this batch; scale the inputs down."
+                    "The computation overflowed to infinity or NaN on this batch; scale the "
+                    "inputs down."
                 )
 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):

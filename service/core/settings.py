@@ -95,7 +95,7 @@ class Settings(BaseSettings):
         "from those serving reads.",
     )
     heavy_queue: int = Field(
-        default_factory=lambda: 2 * _cores(),
+        64,
         ge=0,
         description="Heavy calls that may wait for a thread; past it, 503 with Retry-After.",
     )

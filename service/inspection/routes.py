@@ -39,7 +39,8 @@ NO_DROPOUT = (
     description=(
         "Runs forward propagation and backpropagation on the batch without updating anything "
         "(no dropout unless `dropout_seed` is given), and answers the cost and, per layer l, what "
-        "`include` asks for: `Z` = Z[l], `A` = A[l], `D` = the dropout mask (hidden layers), `dZ` = "
+        "`include` asks for: `Z` = Z[l], `A` = A[l], `D` = the dropout mask (hidden layers), "
+        "`dZ` = "
         "dZ[l], `dA` = dA[l] (per-example gradients, not divided by m), `dW` = dW[l] and `db` = "
         "db[l] (averaged over the batch, with L2). The same code trains: after a full-batch step "
         "without dropout, `GET .../gradients` equals this on the parameters before it, bit for bit."
@@ -62,9 +63,12 @@ async def batch_gradients(
         with warm.reading(network_id, owner) as record, finite_answers() as check:
             check_batch(record.meta.spec, body.X.shape[1], settings)
             grads = compute_gradients(
-                record.network, body.X, body.Y, intermediate=bool(_INTERMEDIATE & set(include)),
+                record.network,
+                body.X,
+                body.Y,
+                intermediate=bool(_INTERMEDIATE & set(include)),
                 dropout_seed=body.dropout_seed,
-            )  # fmt: skip
+            )
             per_layer: dict[str, list[Any]] = {"dW": grads.dW, "db": grads.db}
             for name in ("Z", "A", "dZ", "dA"):
                 per_layer[name] = getattr(grads, name) or []

@@ -232,7 +232,8 @@ async def _follow(
     description=(
         "A `text/event-stream`: a `progress` event at once, then every `interval` seconds while "
         "the job is queued or running, data `{step, total_steps, cost, elapsed_s, eta_s, version}` "
-        "(`version`: the network's, as of the job's last checkpoint); then exactly one final event, "
+        "(`version`: the network's, as of the job's last checkpoint); then exactly one final "
+        "event, "
         "`succeeded`, `failed` or `cancelled`, whose data is the job resource, and the stream "
         "closes. If the server must close the stream first (it is shutting down), an "
         "`interrupted` event comes instead, and the job goes on elsewhere. A client that connects "

@@ -161,14 +161,15 @@ def run_attempt(
     stepper = Stepper(run.trainer)
     try:
         while not run.trainer.done and not stop:
+            made = len(run.pending)
             try:
-                records = stepper.step_for(REPORT_SECONDS / 2)
+                stepper.step_for(REPORT_SECONDS / 2, records=run.pending)
             except TrainingDiverged as error:
                 diverged = error
+            if len(run.pending) > made:
+                attempt.progress = (run.trainer.steps_done, run.pending[-1].cost)
+            if diverged is not None:
                 break
-            run.pending += records
-            if records:
-                attempt.progress = (run.trainer.steps_done, records[-1].cost)
             now = time.monotonic()
             if now - last_report >= REPORT_SECONDS:
                 run.report()

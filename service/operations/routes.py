@@ -56,7 +56,8 @@ async def readyz(store: StoreDep) -> ORJSONResponse:
     description=(
         "Requests by route and status with their latency, training steps committed, networks "
         "stored, jobs by status, warm networks, heavy work, job attempts, in the Prometheus text "
-        "format. With `BACKPROP_METRICS_KEY` set it needs that key (`Authorization: Bearer <key>`), "
+        "format. With `BACKPROP_METRICS_KEY` set it needs that key (`Authorization: Bearer "
+        "<key>`), "
         "and no API key opens it."
     ),
     response_class=Response,
@@ -70,7 +71,8 @@ def metrics(request: Request, settings: SettingsDep) -> Response:
         presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(presented.encode(), settings.metrics_key.encode()):
             raise ProblemError(
-                "The metrics need the operator's key: send Authorization: Bearer <BACKPROP_METRICS_KEY>.",
+                "The metrics need the operator's key: send Authorization: Bearer "
+                "<BACKPROP_METRICS_KEY>.",
                 status=401,
                 headers={"WWW-Authenticate": 'Bearer realm="backprop-metrics"'},
             )

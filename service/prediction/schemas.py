@@ -22,7 +22,8 @@ class PredictResponse(BaseModel):
     version: int
     A: MatrixOut = Field(description="A[L], (n_L, m)")
     predictions: MatrixOut = Field(
-        description="0/1 per entry for a sigmoid output (A > 0.5), class indices (1, m) for softmax, A otherwise"
+        description="0/1 per entry for a sigmoid output (A > 0.5), class indices (1, m) for "
+        "softmax, A otherwise"
     )
 
 

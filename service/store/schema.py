@@ -170,6 +170,7 @@ ALTER TABLE jobs ADD COLUMN checkpoint_step {int} NOT NULL DEFAULT 0;
 CREATE TABLE idempotency (
     owner TEXT NOT NULL,
     key TEXT NOT NULL,
+    network_id TEXT NOT NULL REFERENCES networks (id) ON DELETE CASCADE,
     fingerprint TEXT NOT NULL,
     status {int} NOT NULL,
     body {blob} NOT NULL,

@@ -120,20 +120,39 @@ class Store:
         id_, owner, name, spec, version, steps, created, updated = row
         stamp = self.dialect.timestamp
         return NetworkMeta(
-            str(id_), str(owner), name, codec.spec_from_json(str(spec)), int(version), int(steps),
-            stamp(created), stamp(updated),
-        )  # fmt: skip
+            str(id_),
+            str(owner),
+            name,
+            codec.spec_from_json(str(spec)),
+            int(version),
+            int(steps),
+            stamp(created),
+            stamp(updated),
+        )
 
     def _job(self, row: Sequence[Any]) -> JobRecord:
         stamp = self.dialect.timestamp
         (id_, network_id, owner, status, step, total, cost, final, error, cancel, runner) = row[:11]
         created, started, finished, restarts, attempt, checkpoint = row[11:]
         return JobRecord(
-            str(id_), str(network_id), str(owner), status, int(step), int(total), cost, final,
-            error, bool(cancel), runner, stamp(created), None if started is None else stamp(started),
-            None if finished is None else stamp(finished), int(restarts), int(attempt),
+            str(id_),
+            str(network_id),
+            str(owner),
+            status,
+            int(step),
+            int(total),
+            cost,
+            final,
+            error,
+            bool(cancel),
+            runner,
+            stamp(created),
+            None if started is None else stamp(started),
+            None if finished is None else stamp(finished),
+            int(restarts),
+            int(attempt),
             int(checkpoint),
-        )  # fmt: skip
+        )
 
     # ---- health --------------------------------------------------------------------------
 
@@ -186,10 +205,21 @@ class Store:
             run(
                 f"INSERT INTO networks ({META}, optimizer_t, params, moments, stored_bytes) "
                 "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
-                (network_id, owner, name, codec.spec_to_json(network.spec), network.steps_trained,
-                 now, now, network.optimizer_t, params, moments, size),
-            )  # fmt: skip
-            self._keep_answer(conn, idempotency, record)
+                (
+                    network_id,
+                    owner,
+                    name,
+                    codec.spec_to_json(network.spec),
+                    network.steps_trained,
+                    now,
+                    now,
+                    network.optimizer_t,
+                    params,
+                    moments,
+                    size,
+                ),
+            )
+            self._keep_answer(conn, idempotency, record, network_id)
         self.full_since = None
         return record
 
@@ -273,14 +303,16 @@ class Store:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_network(conn, network_id)
             row = run(
-                f"SELECT {META}, history_stride, history_rows FROM networks WHERE id = ? AND owner = ?",
+                f"SELECT {META}, history_stride, history_rows FROM networks WHERE id = ? AND "
+                "owner = ?",
                 (network_id, owner),
             ).fetchone()
             if row is None:
                 raise NetworkMissing(network_id)
             meta = self._meta(row[:8])
             job = run(
-                f"SELECT id, attempt FROM jobs WHERE network_id = ? AND {ACTIVE}{self.dialect.for_update}",
+                f"SELECT id, attempt FROM jobs WHERE network_id = ? AND "
+                f"{ACTIVE}{self.dialect.for_update}",
                 (network_id,),
             ).fetchone()
             checkpoint = update.job
@@ -319,11 +351,17 @@ class Store:
                     (checkpoint.step, checkpoint.step, checkpoint.cost, checkpoint.job_id),
                 )
             new_meta = NetworkMeta(
-                meta.id, meta.owner, meta.name, meta.spec, version, network.steps_trained,
-                meta.created_at, now,
-            )  # fmt: skip
+                meta.id,
+                meta.owner,
+                meta.name,
+                meta.spec,
+                version,
+                network.steps_trained,
+                meta.created_at,
+                now,
+            )
             record = NetworkRecord(new_meta, network)
-            self._keep_answer(conn, update.idempotency, record)
+            self._keep_answer(conn, update.idempotency, record, network_id)
         self.full_since = None
         return record
 
@@ -381,7 +419,11 @@ class Store:
 
     # ---- idempotent answers --------------------------------------------------------------
 
-    def _keep_answer(self, conn: Connection, idempotency: Idempotency | None, record: Any) -> None:
+    def _keep_answer(
+        self, conn: Connection, idempotency: Idempotency | None, record: Any, network_id: str
+    ) -> None:
+        """Keep the answer with the change; it goes with its network (a retry after a delete
+        changes afresh)."""
         if idempotency is None:
             return
         answer = idempotency.respond(record)
@@ -392,20 +434,28 @@ class Store:
         # A concurrent request with the same key loses here (primary key), rolls back, and
         # then replays the winner's answer.
         try:
-            self._insert_answer(run, idempotency, answer)
+            self._insert_answer(run, idempotency, answer, network_id)
         except (sqlite3.IntegrityError, psycopg.errors.UniqueViolation):
             raise IdempotencyKeyTaken(idempotency.key) from None
 
     @staticmethod
     def _insert_answer(
-        run: Callable[..., Any], idempotency: Idempotency, answer: StoredResponse
+        run: Callable[..., Any], idempotency: Idempotency, answer: StoredResponse, network_id: str
     ) -> None:
         run(
-            "INSERT INTO idempotency (owner, key, fingerprint, status, body, headers, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (idempotency.owner, idempotency.key, idempotency.fingerprint, answer.status, answer.body,
-             json.dumps(answer.headers), utc_now()),
-        )  # fmt: skip
+            "INSERT INTO idempotency (owner, key, network_id, fingerprint, status, body, headers, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                idempotency.owner,
+                idempotency.key,
+                network_id,
+                idempotency.fingerprint,
+                answer.status,
+                answer.body,
+                json.dumps(answer.headers),
+                utc_now(),
+            ),
+        )
 
     @_translated
     def replay(self, owner: str, key: str, fingerprint: str) -> StoredResponse | None:
@@ -471,14 +521,15 @@ class Store:
             if holder is not None:
                 raise NetworkBusy(str(holder[0]))
             run(
-                "INSERT INTO jobs (id, network_id, owner, status, step, total_steps, runner, created_at) "
+                "INSERT INTO jobs (id, network_id, owner, status, step, total_steps, runner, "
+                "created_at) "
                 "VALUES (?, ?, ?, 'queued', 0, ?, ?, ?)",
                 (job_id, network_id, owner, total_steps, runner, utc_now()),
             )
             run("INSERT INTO job_requests (job_id, body) VALUES (?, ?)", (job_id, body))
             job = self._read_job(conn, job_id)
             assert job is not None  # inserted just above
-            self._keep_answer(conn, idempotency, job)
+            self._keep_answer(conn, idempotency, job, network_id)
         return job
 
     @_translated
@@ -550,7 +601,8 @@ class Store:
         with self.dialect.writing() as conn:
             run = functools.partial(self.dialect.execute, conn)
             run(
-                "UPDATE jobs SET step = ?, cost = ? WHERE id = ? AND status = 'running' AND attempt = ?",
+                "UPDATE jobs SET step = ?, cost = ? WHERE id = ? AND status = 'running' AND "
+                "attempt = ?",
                 (step, cost, job_id, attempt),
             )
             row = run(

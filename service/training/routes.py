@@ -17,6 +17,7 @@ from service.core.openapi import problems
 from service.deps import (
     HeavyDep,
     IfMatchDep,
+    MetricsDep,
     NetworkId,
     OwnerDep,
     RetryDep,
@@ -57,6 +58,7 @@ async def train(
     settings: SettingsDep,
     heavy: HeavyDep,
     retry: RetryDep,
+    metrics: MetricsDep,
     request: Request,
     if_match: IfMatchDep = None,
 ) -> Response:
@@ -64,8 +66,11 @@ async def train(
     m = body.X.shape[1]
 
     def work(stop: Stop) -> Response:
+        steps_before = [0]
+
         def compute(record: NetworkRecord, scratch: Scratch) -> tuple[Update, Answer]:
             check_training(record.meta.spec, m, options, settings, job=False)
+            steps_before[0] = record.meta.steps_trained
             started = time.perf_counter()
             trainer = Trainer(
                 record.network,
@@ -82,7 +87,8 @@ async def train(
             final = trainer.final_cost()
             if final is None:  # finite parameters whose cost overflows: the next step diverges
                 raise Invalid(
-                    f"Training diverged after step {costs[-1].step}: the cost on this batch overflowed, "
+                    f"Training diverged after step {costs[-1].step}: the cost on this batch "
+                    "overflowed, "
                     "so nothing was saved. Try a smaller learning rate."
                 )
             scratch.left.extend(trainer.spares())
@@ -105,6 +111,7 @@ async def train(
             ), answer
 
         record, answer = warm.change(network_id, owner, compute, if_match=if_match)
+        metrics.training_steps.inc(record.meta.steps_trained - steps_before[0])
         return answer(record)
 
     return await heavy.run(lambda stop: retry.run(lambda: work(stop)), request.receive)

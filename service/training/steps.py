@@ -20,16 +20,19 @@ class Stepper:
         self.trainer = trainer
         self._chunk = 1
 
-    def step_for(self, seconds: float, stop: Stop | None = None) -> list[StepRecord]:
-        """Steps for about ``seconds`` (at least one chunk), or until done; raises
+    def step_for(
+        self, seconds: float, stop: Stop | None = None, records: list[StepRecord] | None = None
+    ) -> list[StepRecord]:
+        """Steps for about ``seconds`` (at least one chunk), or until done; their records,
+        appended to ``records`` as they are made (so they outlive a divergence). Raises
         :class:`~service.core.capacity.Stopped` when ``stop`` is set."""
-        records: list[StepRecord] = []
+        records = [] if records is None else records
         deadline = time.perf_counter() + seconds
         while not self.trainer.done:
             if stop is not None:
                 stop.check()
             started = time.perf_counter()
-            records += self.trainer.run(self._chunk)
+            self.trainer.run(self._chunk, records)
             took = time.perf_counter() - started
             if took < CHUNK_SECONDS / 2:
                 self._chunk *= 2
@@ -47,5 +50,6 @@ class Stepper:
 def last_gradients(trainer: Trainer, version: int) -> LastGradients:
     """The gradients of the trainer's last step, as the commit that makes ``version`` keeps them."""
     last, grad = trainer.last_step, trainer.gradients
-    assert last is not None and grad is not None  # callers commit after at least one step
+    assert last is not None
+    assert grad is not None
     return LastGradients(version, last.step, last.cost, grad)

@@ -356,11 +356,12 @@ async def _infer(
     headers = request.headers
 
     def work(stop: Stop) -> tuple[bytes, int | None]:
-        raw = decode_body(body, headers.get("content-encoding"), settings.max_v2_decompressed_bytes)
-        parsed = parse_request(raw, headers.get(HEADER_LENGTH))
         with warm.reading(model_name, owner) as record:
             if version is not None:
                 check_version(record.meta.id, record.meta.version, version)
+            limit = min(settings.max_v2_decompressed_bytes, settings.max_body_bytes)
+            raw = decode_body(body, headers.get("content-encoding"), limit)
+            parsed = parse_request(raw, headers.get(HEADER_LENGTH))
             spec = record.meta.spec
             return infer(
                 record.network,

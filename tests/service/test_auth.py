@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from service.core.auth import owner_of
-from service.main import create_app
 from service.core.settings import Settings
-from service.store import Store, open_store
+from service.main import create_app
+from service.store import open_store
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem
 
 pytestmark = pytest.mark.anyio

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 
 from service.core.errors import is_v2
 from service.core.settings import Settings
-from service.store import Store, open_store
+from service.store import Store
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem, create
 
 pytestmark = pytest.mark.anyio
@@ -20,13 +21,23 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/readyz")).json() == {"status": "ready"}
 
 
-async def test_readyz_fails_when_the_store_is_gone(settings: Settings, store: Store) -> None:
-    class Broken(SQLiteStore):
-        def ping(self) -> None:
-            raise OSError("disk unplugged")
+async def test_readyz_fails_when_the_store_is_gone(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unplugged(text: str, params: object = (), *, binary: bool = False) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
 
-    async with app_client(settings, Broken(store.path)) as client:
-        assert_problem(await client.get("/readyz"), 503, "disk unplugged")
+    async with app_client(settings, store) as client:
+        monkeypatch.setattr(store, "_read", unplugged)
+        assert_problem(await client.get("/readyz"), 503, "disk I/O error")
+
+
+async def test_readyz_fails_while_the_disk_is_full(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with app_client(settings, store) as client:
+        monkeypatch.setattr(store.dialect, "free_bytes", lambda: 4096)
+        assert_problem(await client.get("/readyz"), 503, "4096 bytes are left")
 
 
 async def test_unknown_path_and_method_are_problems(client: httpx.AsyncClient) -> None:

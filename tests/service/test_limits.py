@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from service.core.settings import Settings
-from service.store import Store, open_store
+from service.store import open_store
 from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, b64, create
 
 pytestmark = pytest.mark.anyio

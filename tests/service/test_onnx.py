@@ -26,9 +26,9 @@ import onnxruntime as ort
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from service.export import onnx as export
 from service.core.settings import Settings
-from service.store import Store, open_store
+from service.export import onnx as export
+from service.store import open_store
 from tests.service.helpers import app_client, assert_problem, b64, unb64
 
 pytestmark = pytest.mark.anyio
@@ -282,4 +282,4 @@ async def test_openapi_documents_the_export(client: httpx.AsyncClient) -> None:
     assert operation["responses"]["200"]["content"] == {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
     }
-    assert set(operation["responses"]) == {"200", "404", "422"}
+    assert set(operation["responses"]) == {"200", "404", "422", "503"}

@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from model import ModelError, build_spec, check_X
+from service.core.http import ORJSONResponse, parse_json
 from service.core.wire import _LITERAL_FREE, _holds, decode_matrix, encode_matrix, note_body
-from service.core.http import parse_json
-from service.core.http import ORJSONResponse
 from service.prediction.schemas import PredictRequest
 from service.training.schemas import TrainRequest
 

@@ -36,7 +36,9 @@ def training_update(
     costs = trainer.run()
     last, grad = costs[-1], trainer.gradients
     assert grad is not None
-    checkpoint = None if job is None else JobCheckpoint(job[0], job[1], trainer.steps_done, last.cost)
+    checkpoint = (
+        None if job is None else JobCheckpoint(job[0], job[1], trainer.steps_done, last.cost)
+    )
     return Update(
         trainer.network,
         [(c.step, c.cost) for c in costs],

@@ -39,9 +39,26 @@ def network(store: Store) -> str:
 
 def test_a_new_job_is_queued_and_holds_its_network(store: Store, network: str) -> None:
     job = store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    assert (job.id, job.network_id, job.owner, job.status, job.runner) == ("j1", network, "alice", "queued", "r1")
-    assert (job.step, job.total_steps, job.cost, job.final_cost, job.error) == (0, 100, None, None, None)
-    assert (job.cancel_requested, job.restarts, job.attempt, job.checkpoint_step) == (False, 0, 0, 0)
+    assert (job.id, job.network_id, job.owner, job.status, job.runner) == (
+        "j1",
+        network,
+        "alice",
+        "queued",
+        "r1",
+    )
+    assert (job.step, job.total_steps, job.cost, job.final_cost, job.error) == (
+        0,
+        100,
+        None,
+        None,
+        None,
+    )
+    assert (job.cancel_requested, job.restarts, job.attempt, job.checkpoint_step) == (
+        False,
+        0,
+        0,
+        0,
+    )
     assert TIMESTAMP.fullmatch(job.created_at)
     assert (job.started_at, job.finished_at) == (None, None)
     assert job.active
@@ -52,8 +69,12 @@ def test_a_new_job_is_queued_and_holds_its_network(store: Store, network: str) -
 
 def test_jobs_of_other_owners_and_unknown_ones_are_missing(store: Store, network: str) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, None)
-    for call in (lambda: store.get_job("j1", "bob"), lambda: store.request_cancel("j1", "bob"),
-                 lambda: store.get_job("nope", "alice"), lambda: store.delete_job("j1", "bob")):  # fmt: skip
+    for call in (
+        lambda: store.get_job("j1", "bob"),
+        lambda: store.request_cancel("j1", "bob"),
+        lambda: store.get_job("nope", "alice"),
+        lambda: store.delete_job("j1", "bob"),
+    ):
         with pytest.raises(JobMissing):
             call()
     assert store.list_jobs(network, "bob") == []
@@ -70,7 +91,9 @@ def test_one_active_job_per_network(store: Store, network: str) -> None:
     store.create_job("j2", network, "alice", REQUEST, 100, None)
 
 
-def test_only_one_of_many_concurrent_creates_wins(store: Store, network: str, open_another: OpenStore) -> None:
+def test_only_one_of_many_concurrent_creates_wins(
+    store: Store, network: str, open_another: OpenStore
+) -> None:
     stores = [store, open_another()]
 
     def create(number: int) -> str:
@@ -89,7 +112,12 @@ def test_a_claim_starts_an_attempt_with_the_request(store: Store, network: str) 
     store.create_job("j1", network, "alice", REQUEST, 100, "r1")
     claim = store.claim_job("j1", "r1", attempt=0)
     assert claim is not None
-    assert (claim.job.status, claim.job.attempt, claim.job.restarts, claim.job.runner) == ("running", 1, 0, "r1")
+    assert (claim.job.status, claim.job.attempt, claim.job.restarts, claim.job.runner) == (
+        "running",
+        1,
+        0,
+        "r1",
+    )
     assert claim.job.started_at is not None
     np.testing.assert_array_equal(claim.request.X, XOR_X)
     np.testing.assert_array_equal(claim.request.Y, XOR_Y)
@@ -97,11 +125,15 @@ def test_a_claim_starts_an_attempt_with_the_request(store: Store, network: str) 
     assert store.claim_job("j1", "r2", attempt=0) is None  # that attempt was taken: stale
 
 
-def test_exactly_one_claimer_wins_across_instances(store: Store, network: str, open_another: OpenStore) -> None:
+def test_exactly_one_claimer_wins_across_instances(
+    store: Store, network: str, open_another: OpenStore
+) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, None)
     stores = [store, open_another(), open_another()]
     with ThreadPoolExecutor(6) as pool:
-        claims = list(pool.map(lambda n: stores[n % 3].claim_job("j1", f"r{n}", attempt=0), range(6)))
+        claims = list(
+            pool.map(lambda n: stores[n % 3].claim_job("j1", f"r{n}", attempt=0), range(6))
+        )
     assert sum(claim is not None for claim in claims) == 1
 
 
@@ -115,10 +147,14 @@ def test_progress_then_cancel_of_a_running_job(store: Store, network: str) -> No
     assert (cancelled.status, cancelled.cancel_requested) == ("running", True)
     assert not store.record_progress("j1", 1, 11, 0.4)  # the runner learns it should stop
     ended = store.finish_job("j1", 1, "cancelled", step=11, cost=0.4)
-    assert ended is not None and ended.status == "cancelled" and ended.finished_at is not None
+    assert ended is not None
+    assert ended.status == "cancelled"
+    assert ended.finished_at is not None
 
 
-def test_cancelling_a_queued_job_ends_it_at_once_and_it_never_runs(store: Store, network: str) -> None:
+def test_cancelling_a_queued_job_ends_it_at_once_and_it_never_runs(
+    store: Store, network: str
+) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, None)
     assert store.request_cancel("j1", "alice").status == "cancelled"
     assert store.claim_job("j1", "r1") is None
@@ -129,7 +165,8 @@ def test_an_ended_job_keeps_its_end_and_drops_its_batch(store: Store, network: s
     store.create_job("j1", network, "alice", REQUEST, 100, None)
     store.claim_job("j1", "r1")
     ended = store.finish_job("j1", 1, "succeeded", step=100, cost=0.1, final_cost=0.09)
-    assert ended is not None and (ended.status, ended.final_cost) == ("succeeded", 0.09)
+    assert ended is not None
+    assert (ended.status, ended.final_cost) == ("succeeded", 0.09)
     assert store.finish_job("j1", 1, "failed", step=3, cost=None, error="late") == ended
     assert store.request_cancel("j1", "alice") == ended
     rows = store._read("SELECT count(*) FROM job_requests WHERE job_id = ?", ("j1",))
@@ -147,7 +184,9 @@ def test_an_ended_job_can_be_removed_an_active_one_not(store: Store, network: st
     assert store.list_jobs(network, "alice") == []
 
 
-def test_an_active_job_holds_the_network_and_only_its_attempt_commits(store: Store, network: str) -> None:
+def test_an_active_job_holds_the_network_and_only_its_attempt_commits(
+    store: Store, network: str
+) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, None)
     record = store.get_network(network, "alice")
     with pytest.raises(NetworkBusy):
@@ -182,7 +221,8 @@ def test_a_job_handed_back_is_queued_for_its_next_attempt(store: Store, network:
     job = store.get_job("j1", "alice")
     assert (job.status, job.runner, job.restarts) == ("queued", None, 1)
     resumed = store.claim_job("j1", "r2", attempt=1)
-    assert resumed is not None and (resumed.job.attempt, resumed.job.restarts) == (2, 1)
+    assert resumed is not None
+    assert (resumed.job.attempt, resumed.job.restarts) == (2, 1)
     store.hand_back("j1", 2, interrupted=False)  # a planned hand-back (a slice) is no restart
     assert store.get_job("j1", "alice").restarts == 1
 
@@ -194,7 +234,9 @@ def test_a_job_past_its_restart_limit_ends_failed(store: Store, network: str) ->
         assert store.claim_job("j1", f"r{attempt}", attempt=attempt, max_restarts=2) is not None
     assert store.claim_job("j1", "r3", attempt=3, max_restarts=2) is None
     job = store.get_job("j1", "alice")
-    assert job.status == "failed" and job.error is not None and "interrupted 2 times" in job.error
+    assert job.status == "failed"
+    assert job.error is not None
+    assert "interrupted 2 times" in job.error
 
 
 def test_deleting_the_network_deletes_its_jobs(store: Store, network: str) -> None:
@@ -229,7 +271,9 @@ def test_another_process_sees_a_runner_alive_while_its_token_is_held(
     assert [job.id for job in store.orphaned_jobs()] == ["j1"]
 
 
-def test_no_commit_lands_after_a_job_takes_the_network(store: Store, network: str, open_another: OpenStore) -> None:
+def test_no_commit_lands_after_a_job_takes_the_network(
+    store: Store, network: str, open_another: OpenStore
+) -> None:
     """A /train racing a job's creation: either the train lands first, or it is refused."""
     other = open_another()
     record = store.get_network(network, "alice")

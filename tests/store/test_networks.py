@@ -12,10 +12,9 @@ import psycopg
 import pytest
 
 from model import create_network
-from service.store import NetworkLimitReached, NetworkMissing, QuotaExceeded, Store, open_store
+from service.store import NetworkLimitReached, NetworkMissing, QuotaExceeded, Store, open_store, sql
 from service.store.dialects import PostgresDialect, SQLiteDialect
 from service.store.schema import Migration, migrations
-from service.store import sql
 from service.store.sql import footprint
 from tests.store.conftest import OpenStore
 from tests.store.helpers import assert_same_network, new_id, new_network
@@ -212,7 +211,8 @@ def test_the_per_key_quota_counts_what_networks_may_take(store: Store) -> None:
     store.create_network("q2", "alice", None, network, quota=2 * size)
     with pytest.raises(QuotaExceeded) as refused:
         store.create_network("q3", "alice", None, network, quota=2 * size)
-    assert refused.value.needed == 3 * size and refused.value.quota == 2 * size
+    assert refused.value.needed == 3 * size
+    assert refused.value.quota == 2 * size
     store.create_network("b1", "bob", None, network, quota=2 * size)  # each key has its own
     store.delete_network("q1", "alice")
     store.create_network("q3", "alice", None, network, quota=2 * size)

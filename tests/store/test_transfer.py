@@ -70,9 +70,7 @@ def _assert_same(actual: Store, expected: Store) -> None:
     assert [m.id for m in actual.list_networks("alice")] == ["trained", "busy"]
 
 
-def test_everything_arrives_and_active_jobs_arrive_failed(
-    source: Store, target_url: str
-) -> None:
+def test_everything_arrives_and_active_jobs_arrive_failed(source: Store, target_url: str) -> None:
     _fill(source)
     counts = copy_store(source_url(source), target_url)
     assert counts == {"networks": 4, "history": 8, "last_gradients": 1, "jobs": 3}

@@ -4,6 +4,7 @@ concurrent writers (threads, and several store instances as replicas) that lose 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 
 from model import replace_parameters
-
 from service.store import (
     Idempotency,
     IdempotencyKeyTaken,
@@ -162,7 +162,7 @@ def test_history_is_thinned_evenly_and_stays_bounded(open_another: OpenStore) ->
     assert steps[0] == 1
     stride = steps[2] - steps[1]
     assert stride > 1
-    assert all(b - a == stride for a, b in zip(steps[1:], steps[2:], strict=False))
+    assert all(b - a == stride for a, b in itertools.pairwise(steps[1:]))
     assert all(step % stride == 0 for step in steps[1:])
 
 
@@ -175,7 +175,9 @@ def test_an_idempotent_answer_is_kept_with_its_change(store: Store) -> None:
     kept = Idempotency("alice", "key-1", "print-1", _answer(b"first"))
     update = dataclasses.replace(training_update(record), idempotency=kept)
     store.commit_update("n1", "alice", 1, update)
-    assert store.replay("alice", "key-1", "print-1") == StoredResponse(200, b"first", {"etag": '"2"'})
+    assert store.replay("alice", "key-1", "print-1") == StoredResponse(
+        200, b"first", {"etag": '"2"'}
+    )
     assert store.replay("bob", "key-1", "print-1") is None  # keys belong to their owner
     with pytest.raises(IdempotencyMismatch):
         store.replay("alice", "key-1", "another request")
@@ -183,11 +185,25 @@ def test_an_idempotent_answer_is_kept_with_its_change(store: Store) -> None:
 
 def test_a_change_whose_key_is_taken_is_not_applied(store: Store) -> None:
     record = store.create_network("n1", "alice", None, new_network())
-    first = dataclasses.replace(training_update(record), idempotency=Idempotency("alice", "k", "p", _answer(b"1")))
+    first = dataclasses.replace(
+        training_update(record), idempotency=Idempotency("alice", "k", "p", _answer(b"1"))
+    )
     store.commit_update("n1", "alice", 1, first)
     record = store.get_network("n1", "alice")
     again = Idempotency("alice", "k", "p", _answer(b"2"))
     with pytest.raises(IdempotencyKeyTaken):
-        store.commit_update("n1", "alice", 2, dataclasses.replace(training_update(record), idempotency=again))
+        store.commit_update(
+            "n1", "alice", 2, dataclasses.replace(training_update(record), idempotency=again)
+        )
     assert store.get_version("n1", "alice") == 2  # the second change rolled back
     assert store.replay("alice", "k", "p") == StoredResponse(200, b"1", {"etag": '"2"'})
+
+
+def test_kept_answers_go_with_their_network(store: Store) -> None:
+    record = store.create_network("n1", "alice", None, new_network())
+    kept = Idempotency("alice", "k", "p", _answer(b"1"))
+    store.commit_update(
+        "n1", "alice", 1, dataclasses.replace(training_update(record), idempotency=kept)
+    )
+    store.delete_network("n1", "alice")
+    assert store.replay("alice", "k", "p") is None  # a retry after the delete changes afresh

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from model import Network, OptimizerSpec, build_spec, create_network
 from service.store import open_store
@@ -21,9 +20,15 @@ from service.store.sql import Store
 
 def _round_1_body(network: Network, steps: int, t: int) -> bytes:
     """A network as round 1's ``model.serialize.to_bytes`` wrote it."""
-    header = {"format": "backprop-service/network", "version": 1, "spec": network.spec.to_dict(),
-              "steps_trained": steps, "optimizer_t": t}  # fmt: skip
-    del header["spec"]["dropout"]  # round 1's specs had no dropout
+    spec = network.spec.to_dict()
+    del spec["dropout"]  # round 1's specs had no dropout
+    header = {
+        "format": "backprop-service/network",
+        "version": 1,
+        "spec": spec,
+        "steps_trained": steps,
+        "optimizer_t": t,
+    }
     arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
     for l, (W, b) in enumerate(zip(network.W, network.b, strict=True), start=1):
         arrays[f"W{l}"], arrays[f"b{l}"] = W, b
@@ -48,7 +53,10 @@ def _write_round_1(dialect: Dialect, networks: dict[str, Network]) -> None:
         for step in steps:
             _apply(dialect, conn, step)
         if isinstance(dialect, PostgresDialect):
-            conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ)")
+            conn.execute(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at "
+                "TIMESTAMPTZ)"
+            )
             for number in range(1, len(steps) + 1):
                 conn.execute("INSERT INTO schema_migrations VALUES (%s, now())", (number,))
         else:
@@ -59,18 +67,34 @@ def _write_round_1(dialect: Dialect, networks: dict[str, Network]) -> None:
             spec = network.spec.to_dict()
             del spec["dropout"]
             body = _round_1_body(network, steps=3, t=3)
-            run(conn, "INSERT INTO networks (id, owner, name, spec, version, steps_trained, body, created_at, "
+            run(
+                conn,
+                "INSERT INTO networks (id, owner, name, spec, version, steps_trained, body, "
+                "created_at, "
                 "updated_at) VALUES (?, 'o', NULL, ?, 4, 3, ?, ?, ?)",
-                (network_id, json.dumps(spec), body, now, now))  # fmt: skip
-            run(conn, "INSERT INTO history (network_id, step, cost) VALUES (?, 1, 0.5), (?, 2, 0.4), (?, 3, 0.3)",
-                (network_id, network_id, network_id))  # fmt: skip
+                (network_id, json.dumps(spec), body, now, now),
+            )
+            run(
+                conn,
+                "INSERT INTO history (network_id, step, cost) VALUES (?, 1, 0.5), (?, 2, "
+                "0.4), (?, 3, 0.3)",
+                (network_id, network_id, network_id),
+            )
             grads = _round_1_gradients([w * 0.5 for w in network.W], [b + 1.0 for b in network.b])
-            run(conn, "INSERT INTO last_gradients (network_id, version, step, cost, body) VALUES (?, 4, 3, 0.3, ?)",
-                (network_id, grads))  # fmt: skip
+            run(
+                conn,
+                "INSERT INTO last_gradients (network_id, version, step, cost, body) "
+                "VALUES (?, 4, 3, 0.3, ?)",
+                (network_id, grads),
+            )
         request = b"an old npz request" if isinstance(dialect, SQLiteDialect) else b""
         columns = "id, network_id, owner, status, step, total_steps, runner, request, created_at"
-        run(conn, f"INSERT INTO jobs ({columns}) VALUES ('old-job', 'adam64', 'o', 'running', 2, 9, 'r', ?, ?)",
-            (request, now))  # fmt: skip
+        run(
+            conn,
+            f"INSERT INTO jobs ({columns}) "
+            "VALUES ('old-job', 'adam64', 'o', 'running', 2, 9, 'r', ?, ?)",
+            (request, now),
+        )
 
 
 def _dialect(store_url: str) -> Dialect:
@@ -81,7 +105,11 @@ def _dialect(store_url: str) -> Dialect:
 
 def test_a_round_1_database_is_upgraded_in_place(store_url: str) -> None:
     networks = {}
-    kinds = (("adam64", "adam", "float64"), ("gd32", "gd", "float32"), ("mom", "momentum", "float64"))
+    kinds = (
+        ("adam64", "adam", "float64"),
+        ("gd32", "gd", "float32"),
+        ("mom", "momentum", "float64"),
+    )
     for name, optimizer, dtype in kinds:
         spec = build_spec([2, 3, 1], seed=1, dtype=dtype, optimizer=OptimizerSpec(optimizer, 0.01))
         network = create_network(spec)
@@ -95,7 +123,11 @@ def test_a_round_1_database_is_upgraded_in_place(store_url: str) -> None:
     try:
         for name, network in networks.items():
             record = store.get_network(name, "o")
-            assert (record.meta.version, record.meta.steps_trained, record.network.optimizer_t) == (4, 3, 3)
+            assert (record.meta.version, record.meta.steps_trained, record.network.optimizer_t) == (
+                4,
+                3,
+                3,
+            )
             assert record.meta.spec.dropout is None
             assert record.network.theta.dtype == network.theta.dtype
             np.testing.assert_array_equal(record.network.theta, network.theta)
@@ -103,7 +135,9 @@ def test_a_round_1_database_is_upgraded_in_place(store_url: str) -> None:
             assert store.history(name) == [(1, 0.5), (2, 0.4), (3, 0.3)]
             gradients = store.last_gradients(name)
             assert gradients is not None
-            expected = np.concatenate([(w * 0.5).ravel() for w in network.W] + [(b + 1.0).ravel() for b in network.b])
+            expected = np.concatenate(
+                [(w * 0.5).ravel() for w in network.W] + [(b + 1.0).ravel() for b in network.b]
+            )
             np.testing.assert_array_equal(gradients.grad, expected.astype(network.theta.dtype))
         job = store.get_job("old-job", "o")
         assert (job.status, job.error) == ("failed", UPGRADED.format(status="running"))
