@@ -9,6 +9,7 @@ cost is not one function of the parameters (the course checks its gradients the 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -61,6 +62,7 @@ def gradient_check(
     Y : array_like (n_L, m), or (1, m) class indices for softmax
     epsilon : float, the perturbation (the course's 1e-7)
     threshold : float, ``passed`` is ``difference < threshold`` (the course's 2e-7)
+    stop : called before each parameter is perturbed; it may raise to abandon the check
     """
     epsilon = check_float("epsilon", epsilon, 0.0, low_open=True, high_open=True)
     threshold = check_float("threshold", threshold, 0.0, low_open=True, high_open=True)
@@ -80,6 +82,7 @@ def gradient_check(
         for i in range(spec.L):
             # Perturbing layer i + 1 leaves A[1..i] as they are: propagate from there only.
             for k in np.flatnonzero(layer_of == i):
+                stop()
                 original = theta[k]
                 theta[k] = original + epsilon
                 forward(net, X64, buf, start=i)
