@@ -1,4 +1,4 @@
-"""``backprop-service``: start the server."""
+"""``backprop-service``: start the server; ``backprop-service worker``: run queued jobs."""
 
 from __future__ import annotations
 
@@ -27,11 +27,29 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="sqlite:///path/to/file.db or postgresql://... (default: BACKPROP_DATABASE_URL, "
         "else ./data/backprop.db)",
     )
+    commands = parser.add_subparsers(dest="command", metavar="{worker}")
+    worker = commands.add_parser(
+        "worker",
+        help="run training jobs from the queue (BACKPROP_QUEUE_URL) until SIGTERM",
+        description="Run the training jobs that service processes publish to the broker "
+        "BACKPROP_QUEUE_URL names, against the store BACKPROP_DATABASE_URL names. Start one "
+        "per core, on any machine that reaches both.",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=1, help="jobs this process runs at once (default 1)"
+    )
     args = parser.parse_args(argv)
     if args.database_url:
         # Through the environment, so that every worker process reads the same setting.
         os.environ["BACKPROP_DATABASE_URL"] = args.database_url
     settings = get_settings()
+    if args.command == "worker":
+        if not settings.queue_url:
+            parser.error("worker needs BACKPROP_QUEUE_URL (a broker's URL, amqp://...)")
+        from service.jobs.queue import serve
+
+        serve(settings, args.concurrency)
+        return
     # uvicorn drains on SIGTERM (requests in flight finish, then the lifespan shuts down and
     # checkpoints jobs), then re-raises the signal to the handler it found: this one, so a
     # drained shutdown exits 0 rather than "killed by SIGTERM".

@@ -30,7 +30,7 @@ from service.core.openapi import DESCRIPTION, build_openapi
 from service.core.settings import Settings, get_settings
 from service.export.routes import router as export_router
 from service.inspection.routes import router as inspection_router
-from service.jobs.manager import JobManager
+from service.jobs.manager import JobManager, JobQueue
 from service.jobs.routes import router as jobs_router
 from service.networks.routes import router as networks_router
 from service.operations.routes import router as operations_router
@@ -80,12 +80,35 @@ def _gauges(app: FastAPI) -> Iterator[GaugeMetricFamily]:
     for status in (*ACTIVE_STATUSES, *FINAL_STATUSES):
         jobs.add_metric([status], counts.get(status, 0))
     yield jobs
+    runners = GaugeMetricFamily(
+        "backprop_job_runners",
+        "Processes able to run jobs, alive now: `worker` (backprop-service worker, with a "
+        "queue) and `service` (they run jobs only without a queue).",
+        labels=["kind"],
+    )
+    alive = store.count_runners()
+    for kind in ("service", "worker"):
+        runners.add_metric([kind], alive.get(kind, 0))
+    yield runners
+    restarts = GaugeMetricFamily(
+        "backprop_job_restarts", "Interruptions the jobs on record resumed from (restarts)."
+    )
+    restarts.add_metric([], store.total_restarts())
+    yield restarts
     warm = GaugeMetricFamily("backprop_warm_networks", "Networks this process keeps warm.")
     warm.add_metric([], len(app.state.warm))
     yield warm
     heavy = GaugeMetricFamily("backprop_heavy_calls", "Heavy calls running or waiting here.")
     heavy.add_metric([], app.state.heavy.in_flight)
     yield heavy
+
+
+def _broker(settings: Settings) -> JobQueue | None:
+    if not settings.queue_url:
+        return None
+    from service.jobs.queue import BrokerQueue  # Celery loads only when a queue is set
+
+    return BrokerQueue(settings.queue_url)
 
 
 def _on_sigterm(begin_drain: Callable[[], None]) -> None:
@@ -158,7 +181,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.metrics = counters = Metrics()
     counters.add_gauges(lambda: _gauges(app))
     app.state.jobs = JobManager(
-        settings, lambda: app.state.store, lambda: app.state.warm, counters.training_steps.inc
+        settings,
+        lambda: app.state.store,
+        lambda: app.state.warm,
+        counters.training_steps.inc,
+        queue_=_broker(settings),
     )
     for router in ROUTERS:
         app.include_router(router)

@@ -40,6 +40,9 @@ from service.warm import WarmNetworks
 log = logging.getLogger("backprop.jobs")
 
 REPORT_SECONDS = 0.5  # progress to the store, and how soon a cancel from elsewhere is seen
+# How often the live progress (what this process's event streams send) moves on: a stream at
+# ?interval=0.05 gets a new step in each event, and the playground a point per frame.
+PROGRESS_SECONDS = 0.04
 RETRY_SECONDS = 0.25  # how often a store that cannot be reached is tried again
 T = TypeVar("T")
 
@@ -146,10 +149,11 @@ def run_attempt(
     settings: Settings,
     on_steps: Callable[[int], None] = lambda steps: None,
     slice_seconds: float | None = None,
+    hand_back_to: str | None = None,
 ) -> Ending:
     """Run ``attempt`` until its job ends, it is stopped, or (with ``slice_seconds``) its slice
     of time runs out; return how it ended. ``on_steps`` hears how many steps each checkpoint
-    committed."""
+    committed; a job handed back is marked ``hand_back_to``'s (its next publisher)."""
     stop, job = attempt.stop, attempt.job
     try:
         run = Run(attempt, store, warm, settings)
@@ -163,7 +167,7 @@ def run_attempt(
         while not run.trainer.done and not stop:
             made = len(run.pending)
             try:
-                stepper.step_for(REPORT_SECONDS / 2, records=run.pending)
+                stepper.step_for(PROGRESS_SECONDS, records=run.pending)
             except TrainingDiverged as error:
                 diverged = error
             if len(run.pending) > made:
@@ -221,11 +225,15 @@ def run_attempt(
     if stop.reason == CANCEL:
         return finish("cancelled")
     # Shutting down, or the end of a slice: the job waits for its next attempt.
-    _until_reached(
-        lambda: store.hand_back(job.id, job.attempt, interrupted=stop.reason != SLICE),
+    handed = _until_reached(
+        lambda: store.hand_back(
+            job.id, job.attempt, interrupted=stop.reason != SLICE, runner=hand_back_to
+        ),
         stop,
         patient=True,
     )
+    if handed is None:
+        return _ended(attempt, "lost")
     log.info("training job %s handed back after %d of %d steps", job.id, steps, job.total_steps)
     return _ended(attempt, "handed back")
 

@@ -12,6 +12,7 @@ runner's jobs can be resumed at once, and no lease needs renewing.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -205,6 +206,9 @@ class SQLiteDialect(Dialect):
         return False
 
     def close(self) -> None:
+        for fd in self._runners.values():  # tokens still held go as with the process
+            os.close(fd)
+        self._runners.clear()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -388,7 +392,13 @@ class PostgresDialect(Dialect):
     def release_runner(self, runner: str) -> None:
         conn = self._holders.pop(runner, None)
         if conn is not None:
-            conn.close()  # ends the session, and its lock with it
+            # Unlocked at once: a closed session's locks go a moment after close() returns.
+            # (If the session is gone already, its lock went with it.)
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner)
+                )
+            conn.close()
 
     def runner_alive(self, runner: str) -> bool:
         holder = self._holders.get(runner)

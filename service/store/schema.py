@@ -190,6 +190,16 @@ INSERT INTO job_requests (job_id, body) SELECT id, request FROM jobs;
 ALTER TABLE jobs DROP COLUMN request
 """
 
+# The processes that run jobs (services without a queue, workers with one), for /metrics; a
+# row's runner is alive while it holds its token (Dialect.hold_runner), not by any lease.
+_RUNNERS = """
+CREATE TABLE runners (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    started_at {time} NOT NULL
+)
+"""
+
 UPGRADED = (
     "This job was {status} when the service was upgraded to resumable jobs, and could not "
     "resume: the network keeps its last checkpoint; start a new job to continue from there."
@@ -248,6 +258,7 @@ def _round_2(dialect: Dialect) -> tuple[Migration, ...]:
     steps.append("ALTER TABLE networks DROP COLUMN body; DROP TABLE runners")
     if not isinstance(dialect, PostgresDialect):
         steps.append("ALTER TABLE jobs DROP COLUMN request")
+    steps.append(_RUNNERS.format(**types))
     return tuple(steps)
 
 

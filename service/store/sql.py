@@ -62,6 +62,7 @@ JOB = (
     "checkpoint_step"
 )
 ACTIVE = "status IN ('queued', 'running')"
+BROKER = "broker"  # a queued job's runner once its message is on the broker
 IDEMPOTENCY_HOURS = 24
 # Free space under which an embedded store reports itself not ready for writes.
 RESERVE_BYTES = 1 << 20
@@ -566,21 +567,26 @@ class Store:
         """Take the job for a new attempt by ``runner`` and return what it runs; None if it is
         not to run (ended, cancelled, deleted, or claimed by someone else first).
 
-        A queued job starts (or resumes, after a hand-back). A running job is taken over (its
-        previous attempt died: ``restarts`` + 1) when ``attempt`` is None or names its current
-        attempt; past ``max_restarts`` it ends failed instead, saying why.
+        A queued job starts (or resumes, after a hand-back) when ``attempt`` is None or names
+        its attempt. A running job whose runner is gone is taken over (``restarts`` + 1) when
+        ``attempt`` is None, names its current attempt (a scan found it), or the one before (a
+        broker redelivered the message that started the attempt that died). Past
+        ``max_restarts`` the job ends failed instead, saying why.
         """
         now = utc_now()
         with self.dialect.writing() as conn:
             run = functools.partial(self.dialect.execute, conn)
             job = self._read_job(conn, job_id)
-            if job is None or not job.active or (attempt is not None and job.attempt != attempt):
+            if job is None or not self._claimable(job, attempt):
                 return None
-            restarts = job.restarts + (job.status == "running")
-            if job.cancel_requested or restarts > max_restarts:
-                status: JobStatus = "cancelled" if job.cancel_requested else "failed"
-                error = None if job.cancel_requested else RESTARTED.format(restarts=restarts - 1)
-                self._end(conn, job_id, status, job.checkpoint_step, job.cost, None, error, now)
+            restarts = job.restarts + (job.status == "running")  # interruptions, this one too
+            if job.cancel_requested:
+                self._end(conn, job_id, "cancelled", job.checkpoint_step, job.cost, None, None, now)
+                return None
+            if restarts > max_restarts:
+                error = RESTARTED.format(interruptions=restarts, restarts=max_restarts)
+                run("UPDATE jobs SET restarts = ? WHERE id = ?", (max_restarts, job_id))
+                self._end(conn, job_id, "failed", job.checkpoint_step, job.cost, None, error, now)
                 return None
             run(
                 "UPDATE jobs SET status = 'running', runner = ?, attempt = attempt + 1, "
@@ -593,6 +599,13 @@ class Store:
             claimed = self._read_job(conn, job_id)
         assert claimed is not None  # read in the same transaction
         return Claim(claimed, codec.job_request_from_bytes(body))
+
+    def _claimable(self, job: JobRecord, attempt: int | None) -> bool:
+        if job.status == "queued":
+            return attempt is None or job.attempt == attempt
+        if job.status != "running" or (attempt is not None and job.attempt - attempt not in (0, 1)):
+            return False
+        return job.runner is None or not self.dialect.runner_alive(job.runner)
 
     @_translated
     def record_progress(self, job_id: str, attempt: int, step: int, cost: float | None) -> bool:
@@ -672,17 +685,59 @@ class Store:
         return job
 
     @_translated
-    def hand_back(self, job_id: str, attempt: int, *, interrupted: bool) -> None:
+    def hand_back(
+        self, job_id: str, attempt: int, *, interrupted: bool, runner: str | None = None
+    ) -> JobRecord | None:
         """Give this attempt's job back to the queue (queued, from its checkpoint), for another
         attempt to resume; ``interrupted`` counts a restart (a worker stopping), a planned hand
-        back (a long job re-queued in slices) does not."""
+        back (a long job re-queued in slices) does not. With a broker, ``runner`` is who
+        publishes its next message (until :meth:`enqueued`). Return the job, None if it was
+        no longer this attempt's."""
+        with self.dialect.writing() as conn:
+            handed = self.dialect.execute(
+                conn,
+                "UPDATE jobs SET status = 'queued', runner = ?, restarts = restarts + ? "
+                "WHERE id = ? AND status = 'running' AND attempt = ?",
+                (runner, int(interrupted), job_id, attempt),
+            ).rowcount
+            return self._read_job(conn, job_id) if handed else None
+
+    # With a broker, a queued job's runner says where its message is: BROKER (published), a
+    # live process's token (that process is publishing it), or nobody (NULL, or a dead
+    # process's token: it has no message, and the next scan adopts and publishes it).
+
+    @_translated
+    def enqueued(self, job_id: str, attempt: int, runner: str, *, published: bool) -> None:
+        """``runner`` published the queued job's message (``published``), or could not."""
         with self.dialect.writing() as conn:
             self.dialect.execute(
                 conn,
-                "UPDATE jobs SET status = 'queued', runner = NULL, restarts = restarts + ? "
-                "WHERE id = ? AND status = 'running' AND attempt = ?",
-                (int(interrupted), job_id, attempt),
+                "UPDATE jobs SET runner = ? WHERE id = ? AND status = 'queued' AND attempt = ? "
+                "AND runner = ?",
+                (BROKER if published else None, job_id, attempt, runner),
             )
+
+    @_translated
+    def adopt(self, job: JobRecord, runner: str) -> JobRecord | None:
+        """Take an orphaned job (as :meth:`orphaned_jobs` found it) for ``runner`` to publish:
+        queued again, a running one counting a restart. None if something changed it since."""
+        with self.dialect.writing() as conn:
+            current = self._read_job(conn, job.id)
+            if (
+                current is None
+                or (current.status, current.attempt, current.runner)
+                != (job.status, job.attempt, job.runner)
+                or current.runner == BROKER
+                or (current.runner is not None and self.dialect.runner_alive(current.runner))
+            ):
+                return None
+            self.dialect.execute(
+                conn,
+                "UPDATE jobs SET status = 'queued', runner = ?, restarts = restarts + ? "
+                "WHERE id = ?",
+                (runner, int(current.status == "running"), job.id),
+            )
+            return self._read_job(conn, job.id)
 
     @_translated
     def delete_job(self, job_id: str, owner: str) -> None:
@@ -696,25 +751,63 @@ class Store:
             self.dialect.execute(conn, "DELETE FROM jobs WHERE id = ?", (job_id,))
 
     @_translated
-    def orphaned_jobs(self) -> list[JobRecord]:
+    def orphaned_jobs(self, *, broker: bool = False) -> list[JobRecord]:
         """Active jobs no live runner holds: those of runners that are gone (their process
-        died) and those handed back to the queue; theirs to resume who finds them."""
+        died) and those handed back; theirs to resume who finds them. With a ``broker``, a
+        queued job whose message it holds is not an orphan."""
         rows = self._read(f"SELECT {JOB} FROM jobs WHERE {ACTIVE} ORDER BY created_at")
         return [
             job
             for job in map(self._job, rows)
-            if job.runner is None or not self.dialect.runner_alive(job.runner)
+            if not (broker and job.runner == BROKER)
+            and (job.runner is None or not self.dialect.runner_alive(job.runner))
         ]
 
-    def hold_runner(self, runner: str) -> None:
-        """Take the token that proves ``runner`` alive until :meth:`release_runner` or death."""
+    @_translated
+    def hold_runner(self, runner: str, kind: str = "service") -> None:
+        """Take the token that proves ``runner`` alive until :meth:`release_runner` or death,
+        and list it (``kind``: a service, or a worker)."""
         self.dialect.hold_runner(runner)
+        with self.dialect.writing() as conn:
+            self.dialect.execute(
+                conn,
+                "INSERT INTO runners (id, kind, started_at) VALUES (?, ?, ?)",
+                (runner, kind, utc_now()),
+            )
 
+    @_translated
     def release_runner(self, runner: str) -> None:
-        self.dialect.release_runner(runner)
+        try:
+            with self.dialect.writing() as conn:
+                self.dialect.execute(conn, "DELETE FROM runners WHERE id = ?", (runner,))
+        finally:
+            self.dialect.release_runner(runner)
+
+    @_translated
+    def count_runners(self) -> dict[str, int]:
+        """The live runners by kind; those that died leave the list."""
+        counts: dict[str, int] = {}
+        gone = []
+        for runner, kind in self._read("SELECT id, kind FROM runners"):
+            if self.dialect.runner_alive(str(runner)):
+                counts[str(kind)] = counts.get(str(kind), 0) + 1
+            else:
+                gone.append((str(runner),))
+        if gone:
+            with self.dialect.writing() as conn:
+                for row in gone:
+                    self.dialect.execute(conn, "DELETE FROM runners WHERE id = ?", row)
+        return counts
+
+    @_translated
+    def total_restarts(self) -> int:
+        """Restarts of the jobs on record."""
+        ((total,),) = self._read("SELECT coalesce(sum(restarts), 0) FROM jobs")
+        return int(total)
 
 
 RESTARTED = (
-    "The job was interrupted {restarts} times (its process died each time, perhaps out of "
-    "memory) and is not resumed again; the network keeps its last checkpoint."
+    "The job was interrupted {interruptions} times (its process died, or ran out of memory, "
+    "each time) and resumed {restarts} times, the limit (BACKPROP_MAX_JOB_RESTARTS): it is not "
+    "resumed again; the network keeps its last checkpoint."
 )

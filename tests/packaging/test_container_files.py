@@ -239,7 +239,7 @@ def test_compose_healthcheck_is_the_dockerfiles(
 
 # --- docker-compose.yml: the `scale` profile (PostgreSQL, replicas, nginx) -----------------
 
-SCALE_SERVICES = ("postgres", "replica", "nginx")
+SCALE_SERVICES = ("postgres", "rabbitmq", "replica", "worker", "nginx")
 NGINX_CONF = REPO / "deploy" / "nginx.conf"
 
 
@@ -276,6 +276,32 @@ def test_scale_runs_three_replicas_of_the_image_on_postgres(
     assert url.endswith(f"@postgres:5432/{postgres['POSTGRES_DB']}")
     assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert replica["healthcheck"] == api["healthcheck"]
+
+
+def test_scale_replicas_enqueue_and_workers_run_the_jobs(
+    compose: dict[str, Any], api: dict[str, Any]
+) -> None:
+    replica, worker = compose["services"]["replica"], compose["services"]["worker"]
+    rabbitmq = compose["services"]["rabbitmq"]
+    image, _, tag = rabbitmq["image"].partition(":")
+    assert image == "rabbitmq"
+    assert tag, "a pinned version"
+    assert "consumer_timeout" in rabbitmq["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+    assert rabbitmq["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
+    user = rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"]
+    queue = replica["environment"]["BACKPROP_QUEUE_URL"]
+    assert queue.startswith(f"amqp://{user}:")
+    assert queue.endswith("@rabbitmq:5672/")
+    assert (worker["image"], worker["build"]) == (api["image"], api["build"])
+    assert worker["command"] == ["backprop-service", "worker"]
+    for name in ("BACKPROP_DATABASE_URL", "BACKPROP_QUEUE_URL"):
+        assert worker["environment"][name] == replica["environment"][name], name
+    assert worker["environment"]["OPENBLAS_NUM_THREADS"] == "1"
+    assert "ports" not in worker
+    assert "deploy" not in worker, "scaled with --scale worker=N"
+    for service in (replica, worker):
+        assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+        assert service["stop_grace_period"] == "30s"
 
 
 def test_scale_nginx_is_official_and_serves_the_replicas_on_8000(compose: dict[str, Any]) -> None:

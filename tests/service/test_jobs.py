@@ -333,6 +333,7 @@ async def test_the_store_refuses_writes_to_a_held_network_across_connections(
         assert busy.value.job_id == "job-a"
         with pytest.raises(NetworkBusy):
             other.create_job("job-b", net["id"], "", request, 1, "nobody")
+        store.hold_runner("nobody")
         assert store.claim_job("job-a", "nobody", attempt=0) is not None
         assert other.claim_job("job-a", "somebody", attempt=0) is None  # one claimer wins
         checkpoint = JobCheckpoint("job-a", 1, 0, None)
@@ -386,6 +387,29 @@ async def test_divergence_fails_the_job_and_keeps_the_last_finite_parameters(
     assert all(np.isfinite(p).all() for p in saved.W + saved.b)
     history = (await get_json(client, f"/networks/{net['id']}/history"))["costs"]
     assert len(history) == step - 1
+
+
+async def test_an_attempt_that_raises_is_retried_then_the_job_fails(
+    client: httpx.AsyncClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Out of memory in Python (MemoryError), or a bug: each attempt counts as an interruption.
+    calls: list[str] = []
+
+    def out_of_memory(attempt: Any, *args: Any, **kwargs: Any) -> str:
+        calls.append(attempt.job.id)
+        raise MemoryError("Unable to allocate 1.6 GiB for an array")
+
+    monkeypatch.setattr("service.jobs.manager.run_attempt", out_of_memory)
+    net = await create(client)
+    job = await start_job(client, net["id"], epochs=10)
+    failed = await wait_job(client, job["id"], finished)
+    limit = app.state.settings.max_job_restarts
+    assert failed["status"] == "failed"
+    assert f"interrupted {limit + 1} times" in failed["error"]
+    assert failed["restarts"] == limit
+    assert calls == [job["id"]] * (limit + 1)
+    again = await client.post(f"/networks/{net['id']}/train", json={"X": XOR_X, "Y": XOR_Y})
+    assert again.status_code == 200, again.text  # the network is free again
 
 
 async def test_jobs_beyond_the_limit_wait_queued(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,6 +24,7 @@ from service.store import (
     Store,
     Update,
 )
+from service.store.sql import BROKER
 from tests.store.conftest import OpenStore
 from tests.store.helpers import XOR_X, XOR_Y, new_network, training_update
 
@@ -110,6 +112,7 @@ def test_only_one_of_many_concurrent_creates_wins(
 
 def test_a_claim_starts_an_attempt_with_the_request(store: Store, network: str) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+    store.hold_runner("r1")
     claim = store.claim_job("j1", "r1", attempt=0)
     assert claim is not None
     assert (claim.job.status, claim.job.attempt, claim.job.restarts, claim.job.runner) == (
@@ -123,6 +126,11 @@ def test_a_claim_starts_an_attempt_with_the_request(store: Store, network: str) 
     np.testing.assert_array_equal(claim.request.Y, XOR_Y)
     assert claim.request.options == OPTIONS
     assert store.claim_job("j1", "r2", attempt=0) is None  # that attempt was taken: stale
+    store.release_runner("r1")  # r1 dies: the message that started its attempt comes again
+    taken = store.claim_job("j1", "r2", attempt=0)
+    assert taken is not None
+    assert (taken.job.attempt, taken.job.restarts, taken.job.runner) == (2, 1, "r2")
+    assert store.claim_job("j1", "r3", attempt=0) is None  # older than the attempt before
 
 
 def test_exactly_one_claimer_wins_across_instances(
@@ -130,6 +138,8 @@ def test_exactly_one_claimer_wins_across_instances(
 ) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, None)
     stores = [store, open_another(), open_another()]
+    for n in range(6):
+        stores[n % 3].hold_runner(f"r{n}")  # alive: the losers may not take the winner's over
     with ThreadPoolExecutor(6) as pool:
         claims = list(
             pool.map(lambda n: stores[n % 3].claim_job("j1", f"r{n}", attempt=0), range(6))
@@ -205,6 +215,7 @@ def test_a_takeover_fences_off_the_old_attempt(store: Store, network: str) -> No
     store.claim_job("j1", "r1")
     taken = store.claim_job("j1", "r2", attempt=1)  # as after r1 died
     assert taken is not None
+    store.hold_runner("r2")
     assert (taken.job.attempt, taken.job.restarts, taken.job.runner) == (2, 1, "r2")
     record = store.get_network(network, "alice")
     with pytest.raises(JobEnded):
@@ -212,6 +223,7 @@ def test_a_takeover_fences_off_the_old_attempt(store: Store, network: str) -> No
     assert not store.record_progress("j1", 1, 5, 0.3)
     assert store.finish_job("j1", 1, "failed", step=5, cost=0.3).status == "running"  # type: ignore[union-attr]
     assert store.claim_job("j1", "r3", attempt=1) is None  # someone else resumed it first
+    store.release_runner("r2")
 
 
 def test_a_job_handed_back_is_queued_for_its_next_attempt(store: Store, network: str) -> None:
@@ -236,7 +248,8 @@ def test_a_job_past_its_restart_limit_ends_failed(store: Store, network: str) ->
     job = store.get_job("j1", "alice")
     assert job.status == "failed"
     assert job.error is not None
-    assert "interrupted 2 times" in job.error
+    assert "interrupted 3 times" in job.error
+    assert job.restarts == 2
 
 
 def test_deleting_the_network_deletes_its_jobs(store: Store, network: str) -> None:
@@ -310,3 +323,103 @@ def test_a_plain_update_is_refused_while_a_job_runs(store: Store, network: str) 
     store.claim_job("j1", "r1")
     with pytest.raises(NetworkBusy):
         store.commit_update(network, "alice", 1, Update(new_network(seed=7)))
+
+
+# ---- with a broker: where a queued job's message is ------------------------------------
+
+
+def test_a_published_job_is_no_orphan_one_without_a_message_is(store: Store, network: str) -> None:
+    store.hold_runner("api")
+    store.create_job("j1", network, "alice", REQUEST, 100, "api")
+    assert store.orphaned_jobs(broker=True) == []  # its publisher is at it
+    store.enqueued("j1", 0, "api", published=True)
+    assert store.get_job("j1", "alice").runner == BROKER
+    assert store.orphaned_jobs(broker=True) == []
+    assert [job.id for job in store.orphaned_jobs()] == ["j1"]  # no broker: nobody runs it
+    store.request_cancel("j1", "alice")
+    store.create_job("j2", network, "alice", REQUEST, 100, "api")
+    store.enqueued("j2", 0, "api", published=False)  # the broker was away
+    assert [job.id for job in store.orphaned_jobs(broker=True)] == ["j2"]
+    store.release_runner("api")
+
+
+def test_the_job_of_a_publisher_that_died_is_adopted_once(
+    store: Store, network: str, open_another: OpenStore
+) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, "dead-api")
+    (orphan,) = store.orphaned_jobs(broker=True)
+    stores = [store, open_another(), open_another()]
+    for number, each in enumerate(stores):
+        each.hold_runner(f"w{number}")
+    with ThreadPoolExecutor(3) as pool:
+        adopted = list(pool.map(lambda n: stores[n].adopt(orphan, f"w{n}"), range(3)))
+    winners = [job for job in adopted if job is not None]
+    assert len(winners) == 1
+    assert (winners[0].status, winners[0].restarts) == ("queued", 0)
+    assert store.orphaned_jobs(broker=True) == []  # its adopter is alive, publishing it
+    for number, each in enumerate(stores):
+        each.release_runner(f"w{number}")
+
+
+def test_a_running_job_whose_worker_died_is_adopted_with_a_restart(
+    store: Store, network: str
+) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    store.claim_job("j1", "dead-worker")
+    (orphan,) = store.orphaned_jobs(broker=True)
+    store.hold_runner("w1")
+    adopted = store.adopt(orphan, "w1")
+    assert adopted is not None
+    assert (adopted.status, adopted.attempt, adopted.restarts, adopted.runner) == (
+        "queued",
+        1,
+        1,
+        "w1",
+    )
+    assert store.adopt(orphan, "w1") is None  # as found, it is no more
+    assert store.claim_job("j1", "w2", attempt=0) is None  # the dead attempt's message, late
+    claim = store.claim_job("j1", "w2", attempt=1)  # the adopter's message
+    assert claim is not None
+    assert (claim.job.attempt, claim.job.restarts) == (2, 1)
+    store.release_runner("w1")
+
+
+def test_a_slice_handed_back_stays_its_workers_until_published(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    store.hold_runner("w1")
+    store.claim_job("j1", "w1")
+    handed = store.hand_back("j1", 1, interrupted=False, runner="w1")
+    assert handed is not None
+    assert (handed.status, handed.runner, handed.restarts) == ("queued", "w1", 0)
+    assert store.hand_back("j1", 1, interrupted=False, runner="w1") is None  # not running
+    assert store.orphaned_jobs(broker=True) == []
+    store.release_runner("w1")  # it died before publishing
+    assert [job.id for job in store.orphaned_jobs(broker=True)] == ["j1"]
+
+
+def test_runners_are_counted_by_kind_while_alive(
+    store: Store, network: str, open_another: OpenStore
+) -> None:
+    other = open_another()
+    store.hold_runner("s1")
+    other.hold_runner("w1", "worker")
+    other.hold_runner("w2", "worker")
+    assert store.count_runners() == {"service": 1, "worker": 2}
+    other.release_runner("w1")
+    other.close()  # as when its process dies: w2's token goes with it
+    # (PostgreSQL frees a closed session's locks a moment after the client has closed it.)
+    deadline = time.monotonic() + 30
+    while (counts := store.count_runners()) != {"service": 1}:
+        assert time.monotonic() < deadline, counts
+        time.sleep(0.02)
+    store.release_runner("s1")
+    assert store.count_runners() == {}
+
+
+def test_restarts_are_summed_over_the_jobs_on_record(store: Store, network: str) -> None:
+    assert store.total_restarts() == 0
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    store.claim_job("j1", "r1")
+    store.claim_job("j1", "r2", attempt=1)
+    store.claim_job("j1", "r3", attempt=2)
+    assert store.total_restarts() == 2

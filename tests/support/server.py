@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -69,6 +69,9 @@ class ServerProcess:
         The port the server listens on. Default: a free one, chosen now.
     startup_timeout:
         Seconds :meth:`start` waits for ``GET /healthz`` to answer 200.
+    ready:
+        What :meth:`start` waits for instead of ``GET /healthz`` (a process with no HTTP
+        server, such as ``backprop-service worker``).
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class ServerProcess:
         cwd: Path | None = None,
         port: int | None = None,
         startup_timeout: float = 30.0,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.port = free_port() if port is None else port
         self.url = f"http://{HOST}:{self.port}"
@@ -87,6 +91,7 @@ class ServerProcess:
         self.env = {**inherited, **(env or {})}
         self.cwd = cwd
         self.startup_timeout = startup_timeout
+        self._ready = ready or self._healthy
         self._tmpdir: str | None = None
         self._log: IO[bytes] | None = None
         self._final_output = ""
@@ -118,7 +123,7 @@ class ServerProcess:
             start_new_session=True,  # its own process group, so kill() also reaches workers
         )
         deadline = time.monotonic() + self.startup_timeout
-        while not self._healthy():
+        while not self._ready():
             if self._process.poll() is not None:
                 code = self._process.returncode
                 output = self.output()
@@ -128,7 +133,7 @@ class ServerProcess:
                 output = self.output()
                 self.stop()
                 raise ServerStartError(
-                    f"{self.url}/healthz did not answer within {self.startup_timeout} s:\n{output}"
+                    f"{self.args[:3]} was not ready within {self.startup_timeout} s:\n{output}"
                 )
             time.sleep(0.05)
         return self
