@@ -17,6 +17,7 @@ from service.inline import InlinePredictions
 from service.jobs import JobManager
 from service.observability import Metrics, RequestContext, configure_logging
 from service.openapi import DESCRIPTION, build_openapi
+from service.playground import router as playground_router
 from service.plumbing import BodySizeLimit
 from service.responses import ORJSONResponse
 from service.routes import health, inspection, jobs, metrics, networks, prediction, training
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for module in (health, prediction, networks, training, jobs, inspection, metrics):
         app.include_router(module.router)
     app.include_router(v2_router)
+    app.include_router(playground_router)
     install_error_handlers(app)
     # Outermost last: the request id and the access log see every answer, 401 and 413 too.
     # The prediction lane is innermost: it needs the owner the API-key check sets.
