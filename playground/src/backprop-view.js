@@ -18,7 +18,7 @@ function heading(parent, text) {
 
 function verdict(difference) {
   const failed = difference > THRESHOLD;
-  return `relative difference from the correct one ${num(difference)} ${failed ? '>' : '\\le'} 2{\\times}10^{-7}: \\text{${failed ? 'the gradient check fails' : 'passes'}}`;
+  return `\\text{relative difference from the correct one: } ${num(difference)} ${failed ? '>' : '\\le'} 2{\\times}10^{-7}\\text{, ${failed ? 'the gradient check fails' : 'it passes'}}`;
 }
 
 /**
@@ -73,7 +73,7 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
   root.append(derivation);
   equation(derivation, {
     caption: 'For one example (one column), with a = A[L], y = Y, z = Z[L]:',
-    tex: `\\begin{aligned} ${lines.join(' \\\\ ')} \\end{aligned}`,
+    tex: `\\begin{aligned} ${lines.map((line) => `& ${line}`).join(' \\\\[0.4em] ')} \\end{aligned}`,
   });
   const last = layers[L - 1];
   if (canonical) {

@@ -6,6 +6,9 @@ import { CLASSES, DIVERGING, SEQUENTIAL, labelColour, slot } from './colors.js';
 import { fromWire, matrix, toWire } from './matrix.js';
 
 export const GRID = 100;
+// The heat map is drawn this much toward white, so the points on it stay visible.
+const TINT = 0.6;
+const tint = (c) => 255 - TINT * (255 - c);
 
 export class Boundary {
   constructor(heat, points, legend) {
@@ -71,9 +74,9 @@ export class Boundary {
         const p = A.data[best * n + k];
         const colour = CLASSES[best % CLASSES.length];
         const keep = 0.25 + 0.6 * p;
-        pixels[k * 4] = 255 - keep * (255 - colour.r);
-        pixels[k * 4 + 1] = 255 - keep * (255 - colour.g);
-        pixels[k * 4 + 2] = 255 - keep * (255 - colour.b);
+        pixels[k * 4] = tint(255 - keep * (255 - colour.r));
+        pixels[k * 4 + 1] = tint(255 - keep * (255 - colour.g));
+        pixels[k * 4 + 2] = tint(255 - keep * (255 - colour.b));
         pixels[k * 4 + 3] = 255;
       }
       this.legend.textContent = 'Colour: the most probable class; paler where it is less sure.';
@@ -93,9 +96,9 @@ export class Boundary {
       const span = hi > lo ? hi - lo : 1;
       for (let k = 0; k < n; k += 1) {
         const from = slot((A.data[k] - lo) / span);
-        pixels[k * 4] = table[from];
-        pixels[k * 4 + 1] = table[from + 1];
-        pixels[k * 4 + 2] = table[from + 2];
+        pixels[k * 4] = tint(table[from]);
+        pixels[k * 4 + 1] = tint(table[from + 1]);
+        pixels[k * 4 + 2] = tint(table[from + 2]);
         pixels[k * 4 + 3] = 255;
       }
       this.legend.textContent = probability

@@ -72,6 +72,9 @@ export async function runGradientCheck(root, network, batch) {
     }
   }
   table.prepend(caption);
-  root.append(summary, table);
+  const scroller = document.createElement('div');
+  scroller.className = 'scroll';
+  scroller.append(table);
+  root.append(summary, scroller);
   return answer;
 }

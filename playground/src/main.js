@@ -57,7 +57,7 @@ const trainer = new Trainer({
   onProgress: (step, cost) => curves.addTraining(step, cost),
   onCheckpoint: () => refresh(),
   onStatus: (text) => {
-    state.job = text;
+    state.job = text; // e.g. '1a2b3c4d running: step 10 of 20'
     showReadout();
   },
   onEnd: async () => {

@@ -20,7 +20,6 @@ export function heatmap(name, M, { rowsAre, colsAre }) {
   canvas.height = M.rows;
   const cell = Math.max(1, Math.min(CELL, MAX_WIDTH / M.cols, MAX_HEIGHT / M.rows));
   canvas.style.width = `${M.cols * cell}px`;
-  canvas.style.height = `${M.rows * cell}px`;
   canvas.tabIndex = 0;
   canvas.setAttribute('role', 'img');
   let largest = 0;

@@ -40,7 +40,7 @@ export class Trainer {
     this.job.id = job.id;
     let seen = version;
     let refreshedAt = performance.now();
-    this.hooks.onStatus(`job ${job.id.slice(0, 8)} ${job.status}`);
+    this.hooks.onStatus(`${job.id.slice(0, 8)} ${job.status}`);
     const outcome = await followJob(job.id, {
       interval: EVENT_INTERVAL,
       signal: this.job.abort.signal,
@@ -48,7 +48,7 @@ export class Trainer {
         if (base !== null && event.cost !== null && event.step > 0) {
           this.hooks.onProgress(base + event.step, event.cost);
         }
-        this.hooks.onStatus(`job ${job.id.slice(0, 8)} running: step ${event.step} of ${event.total_steps}`);
+        this.hooks.onStatus(`${job.id.slice(0, 8)} running: step ${event.step} of ${event.total_steps}`);
         // A new committed version is a new decision boundary to draw.
         if (event.version !== undefined) {
           if (event.version !== seen) {
@@ -63,7 +63,7 @@ export class Trainer {
     });
     const final = outcome.job;
     const detail = final?.error ? `: ${final.error}` : '';
-    this.hooks.onStatus(`job ${job.id.slice(0, 8)} ${outcome.status} after ${final?.step ?? '?'} steps${detail}`);
+    this.hooks.onStatus(`${job.id.slice(0, 8)} ${outcome.status} after ${final?.step ?? '?'} steps${detail}`);
     await this.hooks.onEnd(outcome);
   }
 
