@@ -76,17 +76,22 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
     tex: `\\begin{aligned} ${lines.map((line) => `& ${line}`).join(' \\\\[0.4em] ')} \\end{aligned}`,
   });
   const last = layers[L - 1];
+  equation(derivation, {
+    id: `dA${L}`,
+    caption: `On this batch the loss's own derivative dA[L] = ∂𝓛/∂A[L] is${canonical ? ' (it is never needed: multiplied by the slope of the output activation it becomes A[L] − Y)' : ':'}`,
+    tex: `${sym('dA', L)} = ${shown(`dA${L}`, last.dA)}`,
+  });
   if (canonical) {
     equation(root, {
       id: `dZ${L}`,
-      caption: `so for the whole batch, column by column${canonical ? ' (the canonical pair: the derivatives cancel)' : ''}`,
+      caption: 'so for the whole batch, column by column (the canonical pair: the derivatives cancel)',
       tex: `${result} = ${shown(`A${L}`, last.A)} - ${shown('Y', batch.Y)} = ${shown(`dZ${L}`, last.dZ)}`,
     });
   } else {
     equation(root, {
       id: `dZ${L}`,
       caption: 'not a canonical pair, so the general chain rule: dA[L] (from the loss) times the slope of the output activation',
-      tex: `${result} \\quad ${sym('dA', L)} = ${shown(`dA${L}`, last.dA)} \\quad ${sym('dZ', L)} = ${shown(`dZ${L}`, last.dZ)}`,
+      tex: `${result} = ${shown(`dZ${L}`, last.dZ)}`,
     });
   }
 

@@ -43,6 +43,7 @@ const state = {
   data: null, // the parameters that made the dataset
   dataset: null,
   network: null, // the resource, as last read
+  wanted: null, // the network the URL names, until it is loaded (it may need a key first)
   parameters: null, // GET /parameters, nested lists
   busy: false, // a step or a reset in flight
   checkpoint: null, // the last checkpoint's evaluation, for the readout
@@ -106,7 +107,7 @@ function useData(params, { keepOutput = false } = {}) {
     boundary.setDataset(null);
     say(error.message, true);
   }
-  writeState({ network: state.network?.id, data: state.data });
+  writeState({ network: state.network?.id ?? state.wanted, data: state.data });
   checkFit();
 }
 
@@ -182,12 +183,14 @@ async function loadNetwork(id) {
     network = await get(`/networks/${encodeURIComponent(id)}`);
   } catch (error) {
     if (error instanceof ApiError && error.status === 404) {
+      state.wanted = null;
       say(`Network ${id} is not here: it was deleted, or it belongs to another API key.`, true);
       return;
     }
     throw error;
   }
   fillForm(page.buildForm, network);
+  state.wanted = null;
   setNetwork(network);
   curves.clear();
   await reloadHistory();
@@ -389,8 +392,7 @@ function wire() {
     event.preventDefault();
     setApiKey(keyInput.value.trim());
     say(keyInput.value.trim() ? 'The key is set for this tab.' : 'No key: calls go without one.');
-    const { network } = readState();
-    if (network && !state.network) loadNetwork(network).catch(fail);
+    if (state.wanted && !state.network) loadNetwork(state.wanted).catch(fail);
   });
 
   page.dataForm.addEventListener('change', async (event) => {
@@ -421,6 +423,7 @@ function start() {
   wire();
   explainGradientCheck($('#check-explain'));
   const saved = readState();
+  state.wanted = saved.network;
   fillDataForm(page.dataForm, saved.data);
   useData(saved.data, { keepOutput: Boolean(saved.network) });
   showReadout();

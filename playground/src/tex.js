@@ -55,6 +55,26 @@ const OPTIONS = {
 
 export function render(tex, element) {
   katex.render(tex, element, OPTIONS);
+  scrollableByKeyboard(element);
+}
+
+// A wide matrix scrolls sideways; then its box takes the focus, so the keyboard can scroll it.
+const watcher = new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    if (target.scrollWidth > target.clientWidth + 1) {
+      target.tabIndex = 0;
+      target.setAttribute('role', 'group');
+      target.setAttribute('aria-label', 'equation, wider than the window: scroll with the arrow keys');
+    } else {
+      target.removeAttribute('tabindex');
+      target.removeAttribute('role');
+      target.removeAttribute('aria-label');
+    }
+  }
+});
+
+function scrollableByKeyboard(element) {
+  watcher.observe(element);
 }
 
 /** A block: a sentence saying what the equation is, then the equation itself. */
