@@ -16,9 +16,13 @@ function heading(parent, text) {
   parent.append(h);
 }
 
+/** A gradient-check-style verdict on a mistyped gradient, as a sentence under it. */
 function verdict(difference) {
   const failed = difference > THRESHOLD;
-  return `\\text{relative difference from the correct one: } ${num(difference)} ${failed ? '>' : '\\le'} 2{\\times}10^{-7}\\text{, ${failed ? 'the gradient check fails' : 'it passes'}}`;
+  return {
+    className: failed ? 'fail' : 'pass',
+    text: `Relative difference from the correct one, ‖typo − correct‖ / (‖typo‖ + ‖correct‖) = ${difference.toPrecision(4)} ${failed ? '>' : '≤'} 2×10⁻⁷: ${failed ? 'the gradient check fails.' : 'it passes.'}`,
+  };
 }
 
 /**
@@ -108,7 +112,7 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
       const typo = dWWithOutputActivations({ dZ: layer.dZ, AL: last.A, W: W[l - 1], dW: layer.dW, lambd, m });
       const mistyped = `${sym('dW', l)} \\overset{?}{=} \\frac{1}{m} ${sym('dZ', l)} ${sym('A', 'L', 'T')}`;
       const tex = typo.fits
-        ? `${mistyped} = ${shown(`typo_dW${l}`, typo.value)} \\quad ${verdict(typo.difference)}`
+        ? `${mistyped} = ${shown(`typo_dW${l}`, typo.value)}`
         : `${mistyped}: (${layer.dZ.rows}\\times ${m})(${m}\\times ${last.A.rows}) = ${shown(`typo_dW${l}`, typo.value)} \\;\\ne\\; ${layer.dW.rows}\\times ${layer.dW.cols}`;
       equation(dWBlock, {
         id: `typo-dW${l}`,
@@ -117,6 +121,7 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
           ? `The typo A[L]ᵀ in place of A[${l - 1}]ᵀ: here the shapes happen to fit, so only the numbers show it.`
           : `The typo A[L]ᵀ in place of A[${l - 1}]ᵀ: the product is ${typo.value.rows}×${typo.value.cols}, but W[${l}] is ${layer.dW.rows}×${layer.dW.cols}, so W[${l}] − α dW[${l}] cannot even be computed (mismatched shapes).`,
         tex,
+        note: typo.fits ? verdict(typo.difference) : undefined,
       });
     }
     equation(root, {
@@ -138,7 +143,8 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
         id: `typo-dA${l - 1}`,
         className: 'typo',
         caption: `The typo dW[${l}]ᵀ in place of W[${l}]ᵀ: the shapes always fit (${layer.dW.cols}×${layer.dW.rows} times ${layer.dZ.rows}×${m}), so nothing complains; the numbers are wrong.`,
-        tex: `${sym('dA', l - 1)} \\overset{?}{=} ${sym('dW', l, 'T')} ${sym('dZ', l)} = ${shown(`typo_dA${l - 1}`, typo.value)} \\quad ${verdict(typo.difference)}`,
+        tex: `${sym('dA', l - 1)} \\overset{?}{=} ${sym('dW', l, 'T')} ${sym('dZ', l)} = ${shown(`typo_dA${l - 1}`, typo.value)}`,
+        note: verdict(typo.difference),
       });
       if (gPrime) {
         const next = downstreamdW({
@@ -156,7 +162,8 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
           id: `typo-dW${l - 1}-downstream`,
           className: 'typo',
           caption: `…and what it does next: dW[${l - 1}] computed from that dA[${l - 1}], against the right dW[${l - 1}]`,
-          tex: `${sym('dW', l - 1)} \\overset{?}{=} ${shown(`typo_next_dW${l - 1}`, next.value)} \\quad ${verdict(next.difference)}`,
+          tex: `${sym('dW', l - 1)} \\overset{?}{=} ${shown(`typo_next_dW${l - 1}`, next.value)}`,
+          note: verdict(next.difference),
         });
       }
     }

@@ -78,7 +78,7 @@ function scrollableByKeyboard(element) {
 }
 
 /** A block: a sentence saying what the equation is, then the equation itself. */
-export function equation(parent, { id, caption, tex, className = '' }) {
+export function equation(parent, { id, caption, tex, note, className = '' }) {
   const block = document.createElement('div');
   block.className = `equation ${className}`.trim();
   if (id) block.dataset.eq = id;
@@ -92,6 +92,12 @@ export function equation(parent, { id, caption, tex, className = '' }) {
   math.className = 'math';
   render(tex, math);
   block.append(math);
+  if (note) {
+    const p = document.createElement('p');
+    p.className = `note-line ${note.className ?? ''}`.trim();
+    p.textContent = note.text;
+    block.append(p);
+  }
   parent.append(block);
   return block;
 }

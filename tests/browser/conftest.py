@@ -115,7 +115,11 @@ class Watched:
     def goto(self, query: str = "") -> None:
         self.page.goto(f"{self.origin}/playground{query}")
 
-    def shoot(self, name: str, *, full_page: bool = False) -> Path:
+    def shoot(self, name: str, *, at: str | None = None, full_page: bool = False) -> Path:
+        """A screenshot of the window (or the whole page), ``at`` an element scrolled to
+        the top of the window."""
+        if at is not None:
+            self.page.locator(at).evaluate("(element) => element.scrollIntoView()")
         SCREENSHOTS.mkdir(exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         self.page.screenshot(path=path, full_page=full_page)

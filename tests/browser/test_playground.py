@@ -84,7 +84,7 @@ def test_build_train_pause_step_and_reset(fresh: Watched, api: httpx.Client) -> 
     )
     job = last_job(api, network)
     assert job["status"] == "running"
-    fresh.shoot("training")
+    fresh.shoot("training", at="#train")
 
     page.get_by_role("button", name="Pause").click()
     expect(page.get_by_role("button", name="Play")).to_be_enabled()
@@ -184,7 +184,7 @@ def test_step_by_step_shows_what_gradients_answers(keyed: Watched, api: httpx.Cl
     assert number(cost.rsplit("=", 1)[1]) == pytest.approx(answer["cost"], rel=1e-3)
     derivation = page.locator(".derivation annotation").first.text_content() or ""
     assert derivation.endswith("= a - y \\end{aligned}"), derivation
-    keyed.shoot("step-by-step", full_page=True)
+    keyed.shoot("step-by-step", at="#backprop")
 
     # The typos: A[L]^T gives dW[1] the wrong shape; dW^T gives dA the right shape and
     # wrong numbers, which fail a gradient-check-style comparison.
@@ -201,8 +201,7 @@ def test_step_by_step_shows_what_gradients_answers(keyed: Watched, api: httpx.Cl
                 np.testing.assert_allclose(value, dW3.T @ dZ3, rtol=1e-3, atol=1e-300)
                 seen.add(tag)
     assert "typo_dA2" in seen
-    page.locator('[data-eq="typo-dA2"]').scroll_into_view_if_needed()
-    keyed.shoot("typos")
+    keyed.shoot("typos", at='[data-eq="dA2"]')
 
     # The gradient check of the same batch, beside the service's own answer.
     page.get_by_label("Check on").select_option("step")
@@ -221,8 +220,7 @@ def test_step_by_step_shows_what_gradients_answers(keyed: Watched, api: httpx.Cl
         row = rows.nth(layer["layer"] - 1)
         expect(row).to_contain_text(f"{layer['dW_difference']:.3e}".replace("e-0", "e-"))
     expect(page.locator("#check-explain")).to_contain_text("without dropout")
-    page.locator("#gradcheck").scroll_into_view_if_needed()
-    keyed.shoot("gradient-check")
+    keyed.shoot("gradient-check", at="#gradcheck")
 
 
 def test_a_reload_or_another_browser_shows_the_same_network(
@@ -311,5 +309,4 @@ def test_labelled_keyboard_usable_readable_and_narrow(keyed: Watched, api: httpx
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, "the narrow window scrolls sideways"
     keyed.shoot("narrow")
-    page.locator("#train").scroll_into_view_if_needed()
-    keyed.shoot("narrow-train")
+    keyed.shoot("narrow-train", at="#train")
