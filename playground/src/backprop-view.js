@@ -7,8 +7,7 @@ import { fromWire, transpose, matrix } from './matrix.js';
 import { equation, num, shown, sym } from './tex.js';
 import { THRESHOLD, dAWithGradientTransposed, dWWithOutputActivations, downstreamdW } from './typos.js';
 
-const INCLUDE = ['Z', 'A', 'dZ', 'dA', 'dW', 'db'];
-export { INCLUDE };
+export const INCLUDE = ['Z', 'A', 'dZ', 'dA', 'dW', 'db'];
 
 function heading(parent, text) {
   const h = document.createElement('h3');
@@ -35,7 +34,9 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
   const m = batch.X.cols;
   const lambd = network.l2_lambda;
   const acts = network.activations;
-  const layers = answer.layers.map((layer) => Object.fromEntries(INCLUDE.map((k) => [k, fromWire(layer[k])])));
+  const layers = answer.layers.map((layer) =>
+    Object.fromEntries(Object.entries(layer).filter(([k]) => k !== 'layer').map(([k, v]) => [k, fromWire(v)])),
+  );
   const W = parameters.layers.map((layer) => fromWire(layer.W));
   const b = parameters.layers.map((layer) => fromWire(layer.b));
   const A = (l) => (l === 0 ? batch.X : layers[l - 1].A);
@@ -59,6 +60,15 @@ export function renderBackprop(root, { network, parameters, answer, batch, showT
       caption: `then the activation ${acts[l - 1]}, entry by entry${acts[l - 1] === 'softmax' ? ' (softmax: over each column)' : ''}`,
       tex: `${sym('A', l)} = ${ACTIVATION_TEX[acts[l - 1]]}(${sym('Z', l)}) = ${shown(`A${l}`, layer.A)}`,
     });
+    if (layer.D) {
+      const keep = [network.dropout.keep_prob].flat();
+      const k = keep[Math.min(l - 1, keep.length - 1)];
+      equation(root, {
+        id: `D${l}`,
+        caption: `inverted dropout on layer ${l}: the mask D[${l}] (rand < keep_prob = ${k}) switches units off for this pass, and the kept ones are scaled by 1/keep_prob (the backward pass multiplies dA[${l}] by the same D[${l}] / keep_prob)`,
+        tex: `${sym('D', l)} = ${shown(`D${l}`, layer.D)}, \\qquad ${sym('A', l)} \\leftarrow \\frac{${sym('A', l)} * ${sym('D', l)}}{${k}}`,
+      });
+    }
   }
 
   const output = acts[L - 1];

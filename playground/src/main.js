@@ -172,6 +172,7 @@ function showReadout() {
 function setNetwork(network) {
   state.network = network;
   $('#network-summary').textContent = describeNetwork(network);
+  $('#dropout-fields').hidden = !network.dropout;
   writeState({ network: network.id, data: state.data });
   checkFit();
   showReadout();
@@ -285,6 +286,11 @@ async function computeBackprop() {
   const id = state.network.id;
   const batch = stepBatch();
   const body = { X: toRows(batch.X), Y: toRows(batch.Y), include: INCLUDE };
+  // Without dropout_seed the pass uses no dropout; with it, the course's masks from that seed.
+  if (state.network.dropout && $('#apply-dropout').checked) {
+    body.dropout_seed = Math.max(0, Math.round(Number($('#dropout-pass-seed').value) || 0));
+    body.include = [...INCLUDE, 'D'];
+  }
   const [answer, parameters] = await Promise.all([
     post(`/networks/${id}/gradients`, body),
     get(`/networks/${id}/parameters`),
@@ -417,6 +423,7 @@ function wire() {
     computeBackprop().catch(fail);
   });
   $('#show-typos').addEventListener('change', quietly(computeBackprop));
+  $('#apply-dropout').addEventListener('change', quietly(computeBackprop));
   $('#log-scale').addEventListener('change', (event) => curves.setLogScale(event.target.checked));
   window.addEventListener('pagehide', () => trainer.stopFollowing());
 }

@@ -310,3 +310,27 @@ def test_labelled_keyboard_usable_readable_and_narrow(keyed: Watched, api: httpx
     assert overflow <= 0, "the narrow window scrolls sideways"
     keyed.shoot("narrow")
     keyed.shoot("narrow-train", at="#train")
+
+
+def test_dropout_masks_in_the_step_by_step_view(keyed: Watched, api: httpx.Client) -> None:
+    network = create_network(api, seed=13, dropout={"keep_prob": 0.5, "seed": 4})
+    assert network["dropout"]["keep_prob"] == [0.5, 0.5]
+    page = keyed.page
+    keyed.goto(f"{DATA}&network={network['id']}")
+    page.get_by_label("Examples in the batch").fill("6")
+    page.get_by_label("apply dropout").check()
+    page.get_by_label("with masks from seed").fill("9")
+    page.get_by_role("button", name="Compute").click()
+    expect(page.locator('[data-eq="D2"]')).to_be_attached()
+    request = page.locator('[data-request$="/gradients"]')
+    body = json.loads((request.text_content() or "").split("\n\n", 1)[1])
+    assert body["dropout_seed"] == 9
+    answer = api.post(f"/networks/{network['id']}/gradients", json=body).json()
+    masks = {f"D{layer['layer']}": np.array(layer["D"]) for layer in answer["layers"][:-1]}
+    found = {}
+    for tex in equation_tex(page):
+        for tag, value in matrices(tex):
+            if tag.startswith("D"):
+                np.testing.assert_array_equal(value, masks[tag])
+                found[tag] = value
+    assert sorted(found) == ["D1", "D2"]
