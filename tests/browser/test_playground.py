@@ -303,6 +303,7 @@ def test_labelled_keyboard_usable_readable_and_narrow(keyed: Watched, api: httpx
     page.keyboard.press("Enter")
     expect(page.locator('[data-request$="/gradients"]')).to_be_attached()
     keyed.shoot("wide")
+    keyed.shoot("layers", at="#layers")
 
     page.set_viewport_size(NARROW)
     page.evaluate("() => window.scrollTo(0, 0)")
