@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from service.auth import ApiKeyMiddleware
 from service.errors import install_error_handlers
+from service.export.routes import router as export_router
 from service.inline import InlinePredictions
 from service.jobs import JobManager
 from service.observability import Metrics, RequestContext, configure_logging
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # hottest calls (probes, predictions) come first. No two routes match the same path.
     for module in (health, prediction, networks, training, jobs, inspection, metrics):
         app.include_router(module.router)
+    app.include_router(export_router)
     app.include_router(v2_router)
     app.include_router(playground_router)
     install_error_handlers(app)

@@ -19,6 +19,10 @@ Datatypes:
 An output's ``parameters.datatype`` asks for another one: FP32 or FP64 for any output, INT64
 for a classifier's ``predictions``.
 
+Fields the protocol allows and this service does not use (a request's ``model_name`` and
+``model_version``, which KServe's SDK sends, unknown fields and unknown parameters) are
+ignored, as KServe's own server ignores them; see :class:`_Strict`.
+
 Everything here is plain Python and numpy; every bad request raises :class:`V2Error`,
 which the routes answer as ``{"error": message}`` with its status.
 """
@@ -74,7 +78,20 @@ def model_missing(name: str) -> V2Error:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    # Fields the protocol allows and this service does not use are ignored, not refused. The
+    # Open Inference Protocol's REST schema (KServe's rest_predict_v2.yaml) lists id,
+    # parameters, inputs and outputs in a request, name, shape, datatype, parameters and data
+    # in a tensor, and name and parameters in a requested output, none with
+    # "additionalProperties: false"; KServe's own server ignores anything else, and its SDK
+    # (InferenceRESTClient) always sends a top-level "model_name" besides the "id". So a
+    # request's model_name and model_version (the URL names the model and its version),
+    # any other unknown field at any level, and parameters with keys this service does not
+    # read (Triton's sequence_id, priority and timeout, KServe's content_type, ...) pass
+    # unread. What is read is still checked: the known fields' types (strict: no "2" for 2),
+    # shapes, datatypes, names and the known parameters' values; and parameters that ask
+    # for something this service does not do (the classification extension) are refused
+    # rather than silently answered otherwise.
+    model_config = ConfigDict(strict=True, extra="ignore")
 
 
 class InputTensor(_Strict):
@@ -150,12 +167,69 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolved
 
 
+# What each field of the JSON header holds, for the error messages; "*" is any index.
+_EXPECTED: dict[tuple[str, ...], str] = {
+    ("id",): "a string (it is echoed in the answer)",
+    ("parameters",): "an object of parameters",
+    ("inputs",): "an array of input tensors, [{name, shape, datatype, data}]",
+    ("inputs", "*"): "an input tensor: an object {name, shape, datatype, data}",
+    ("inputs", "*", "name"): 'a string, the input\'s name ("X")',
+    ("inputs", "*", "shape"): "an array of dimensions, [m, n_x]",
+    ("inputs", "*", "shape", "*"): "a dimension, an integer >= 0",
+    ("inputs", "*", "datatype"): 'a string, "FP32" or "FP64"',
+    ("inputs", "*", "parameters"): "an object of parameters",
+    ("outputs",): 'an array of requested outputs, [{"name": "A"}, {"name": "predictions"}]',
+    ("outputs", "*"): "a requested output: an object {name, parameters?}",
+    ("outputs", "*", "name"): 'a string, "A" or "predictions"',
+    ("outputs", "*", "parameters"): "an object of parameters",
+}
+_MAX_REPORTED = 3
+
+
+def _field(loc: Sequence[int | str]) -> str:
+    """``("inputs", 0, "shape", 1)`` as ``inputs[0].shape[1]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "the request"
+
+
+def _received(value: Any) -> str:
+    """A value as the request wrote it: a short JSON scalar, or the kind of a container."""
+    if isinstance(value, dict | list):
+        return _JSON_NAMES[type(value)]
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _JSON_NAMES.get(type(value), "a number")
+
+
+def _sentence(err: Mapping[str, Any]) -> str:
+    """One of pydantic's errors as a sentence: the field, what it must be, what it was."""
+    loc = tuple(err["loc"])
+    where = _field(loc)
+    expected = _EXPECTED.get(tuple("*" if isinstance(part, int) else part for part in loc))
+    kind = err["type"]
+    if expected is None:  # pragma: no cover - every field of the models is in _EXPECTED
+        return f"{where}: {err['msg']}; received {_received(err.get('input'))}."
+    if kind == "missing":
+        return f"{where} is required: {expected}."
+    if kind == "too_short":
+        return f"{where} must be {expected} with at least one item; received an empty array."
+    return f"{where} must be {expected}; received {_received(err.get('input'))}."
+
+
 def _describe_validation(error: ValidationError) -> str:
-    parts = []
-    for err in error.errors()[:5]:
-        where = ".".join(map(str, err["loc"])) or "body"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+    errors = error.errors()
+    sentences = [_sentence(err) for err in errors[:_MAX_REPORTED]]
+    if len(errors) > _MAX_REPORTED:
+        more = len(errors) - _MAX_REPORTED
+        sentences.append(f"({more} more {'problem' if more == 1 else 'problems'} not listed.)")
+    return " ".join(sentences)
 
 
 # ---- parsing a request ---------------------------------------------------------------------
@@ -222,12 +296,12 @@ def parse_request(body: bytes, header_length: str | None) -> ParsedRequest:
     if not isinstance(document, dict):
         raise V2Error(
             "The request must be a JSON object {inputs, outputs?, id?, parameters?}; "
-            f"received {type(document).__name__}."
+            f"received {_kind(document)}."
         )
     try:
         header = InferenceRequest.model_validate(document)
     except ValidationError as exc:
-        raise V2Error(f"The inference request is not valid: {_describe_validation(exc)}.") from None
+        raise V2Error(_describe_validation(exc)) from None
     return ParsedRequest(header, binary)
 
 

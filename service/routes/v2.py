@@ -201,6 +201,11 @@ tensor data extension, which tritonclient uses by default) follow the JSON heade
 `parameters.binary_data_size` per input and the `{HEADER_LENGTH}`
 header. The `id` is echoed. The body is parsed whatever its Content-Type; gzip and deflate
 Content-Encodings are accepted. Errors answer `{{"error": message}}`.
+
+Fields the protocol allows that this service does not use are ignored, not refused: the
+`model_name` and `model_version` the KServe SDK sends (the path names the model), any
+other field of the request, of a tensor or of an output, and parameters this service does
+not read. What it reads is checked, and a malformed request is a 400.
 """
 
 
@@ -269,9 +274,11 @@ LoaderAtDep = Annotated[ModelLoader, Depends(model_loader_at)]
     "/v2",
     response_model=ServerMetadata,
     summary="V2 server metadata",
-    description="The server's name, version and protocol extensions (binary_tensor_data).",
+    description="The server's name, version and protocol extensions (binary_tensor_data). "
+    "`GET /v2/`, the path the protocol's OpenAPI file lists, answers the same.",
     responses=_errors(401, any_4xx=False),
 )
+@router.get("/v2/", include_in_schema=False)
 async def server_metadata(request: Request) -> Response:
     extensions = list(EXTENSIONS)
     return json_response(

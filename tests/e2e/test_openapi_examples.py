@@ -25,6 +25,7 @@ ORDER = [
     ("delete", "/jobs/{job_id}"),  # a finished job: answers its final state
     ("get", "/networks/{network_id}/jobs"),
     ("get", "/networks/{network_id}/history.svg"),
+    ("get", "/networks/{network_id}/onnx"),
     ("post", "/networks/{network_id}/gradients"),
     ("get", "/networks/{network_id}/gradients"),
     ("post", "/networks/{network_id}/gradient-check"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -75,3 +77,27 @@ def test_readme_job_commands_run(tmp_path: Path) -> None:
         svg = (tmp_path / name).read_text()
         assert "<svg" in svg, name
         assert svg.rstrip().endswith("</svg>"), name
+
+
+def python_block(heading: str) -> str:
+    """The first ```python block after ``heading`` in the README."""
+    section = README.read_text().split(heading, 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, f"the section {heading!r} has no python block"
+    return match.group(1)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the export command uses curl")
+def test_readme_onnx_export_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # After the walkthrough: download the model with curl, then run it in ONNX Runtime.
+    script = walkthrough() + sh_block("## Export to ONNX")
+    with ServerProcess() as server:
+        run_script(script, server.url, tmp_path, timeout=120)
+    assert (tmp_path / "net.onnx").stat().st_size > 0
+    monkeypatch.chdir(tmp_path)  # the example opens net.onnx where curl saved it
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(python_block("## Export to ONNX"), "README.md", "exec"), {})
+    labels, layer_dims = printed.getvalue().strip().splitlines()
+    assert labels.endswith("[0 1 1 0]")
+    assert layer_dims == "[2, 4, 1]"

@@ -22,7 +22,7 @@ from service.deps import get_owner
 from service.main import create_app
 from service.settings import Settings
 from service.store import SQLiteStore
-from tests.service.helpers import XOR_X, XOR_Y, create
+from tests.service.helpers import XOR_X, XOR_Y, app_client, create
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 ROWS = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]  # XOR_X, one row per example
@@ -379,13 +379,33 @@ BAD_REQUESTS: list[Any] = [
     pytest.param(b"", "not valid JSON", id="empty"),
     pytest.param(b'{"inputs": [{"data": [NaN]}]}', "not valid JSON", id="nan"),
     pytest.param(b"[1, 2]", "must be a JSON object", id="array"),
-    pytest.param({}, "inputs: Field required", id="no-inputs"),
-    pytest.param({"inputs": []}, "inputs: List should have at least 1 item", id="empty-inputs"),
-    pytest.param({"inputs": [{"name": "X"}]}, "inputs.0.shape: Field required", id="no-shape"),
-    pytest.param({**_tensor(), "input": 1}, "input: Extra inputs are not permitted", id="extra"),
-    pytest.param({**_tensor(), "id": 7}, "id: Input should be a valid string", id="id-number"),
-    pytest.param(_tensor(shape=[4, "2"]), "inputs.0.shape.1", id="shape-string"),
-    pytest.param(_tensor(shape=[4, -2]), "greater than or equal to 0", id="shape-negative"),
+    pytest.param({}, "inputs is required: an array of input tensors", id="no-inputs"),
+    pytest.param(
+        {"inputs": []},
+        "inputs must be an array of input tensors, [{name, shape, datatype, data}] with at "
+        "least one item; received an empty array.",
+        id="empty-inputs",
+    ),
+    pytest.param(
+        {"inputs": [{"name": "X", "datatype": "FP64", "data": []}]},
+        "inputs[0].shape is required: an array of dimensions, [m, n_x].",
+        id="no-shape",
+    ),
+    pytest.param(
+        {**_tensor(), "id": 7},
+        "id must be a string (it is echoed in the answer); received 7.",
+        id="id-number",
+    ),
+    pytest.param(
+        _tensor(shape=[4, "2"]),
+        'inputs[0].shape[1] must be a dimension, an integer >= 0; received "2".',
+        id="shape-string",
+    ),
+    pytest.param(
+        _tensor(shape=[4, -2]),
+        "inputs[0].shape[1] must be a dimension, an integer >= 0; received -2.",
+        id="shape-negative",
+    ),
     pytest.param(
         _tensor(shape=[3, 5]),
         "input X must have shape [m, 2] (one row per example); received [3, 5]",
@@ -460,6 +480,191 @@ async def test_bad_requests_answer_400_with_an_error(client: httpx.AsyncClient) 
         except AssertionError as failure:  # report every case, not only the first
             failures.append(f"{case.id}: {failure}")
     assert not failures, "\n".join(failures)
+
+
+# The header's own mistakes, in sentences: the field, what it must be, what it was.
+READABLE_ERRORS: list[Any] = [
+    pytest.param(
+        {"inputs": [{"name": "X", "shape": [-1, 2], "datatype": "FP64", "data": ROWS}]},
+        "inputs[0].shape[0] must be a dimension, an integer >= 0; received -1.",
+        id="negative-dimension",
+    ),
+    pytest.param(
+        _tensor(shape=[4, 2.0]),
+        "inputs[0].shape[1] must be a dimension, an integer >= 0; received 2.0.",
+        id="float-dimension",
+    ),
+    pytest.param(
+        _tensor(shape="4x2"),
+        'inputs[0].shape must be an array of dimensions, [m, n_x]; received "4x2".',
+        id="shape-string",
+    ),
+    pytest.param(
+        {"inputs": {"name": "X"}},
+        "inputs must be an array of input tensors, [{name, shape, datatype, data}]; received "
+        "an object.",
+        id="inputs-object",
+    ),
+    pytest.param(
+        {"inputs": [[4, 2]]},
+        "inputs[0] must be an input tensor: an object {name, shape, datatype, data}; received "
+        "an array.",
+        id="tensor-array",
+    ),
+    pytest.param(
+        _tensor(name=None),
+        'inputs[0].name must be a string, the input\'s name ("X"); received null.',
+        id="name-null",
+    ),
+    pytest.param(
+        _tensor(datatype=64),
+        'inputs[0].datatype must be a string, "FP32" or "FP64"; received 64.',
+        id="datatype-number",
+    ),
+    pytest.param(
+        _tensor(parameters=["binary_data_size", 64]),
+        "inputs[0].parameters must be an object of parameters; received an array.",
+        id="tensor-parameters-array",
+    ),
+    pytest.param(
+        {**_tensor(), "parameters": "binary"},
+        'parameters must be an object of parameters; received "binary".',
+        id="parameters-string",
+    ),
+    pytest.param(
+        {**_tensor(), "outputs": {"name": "A"}},
+        'outputs must be an array of requested outputs, [{"name": "A"}, {"name": '
+        '"predictions"}]; received an object.',
+        id="outputs-object",
+    ),
+    pytest.param(
+        {**_tensor(), "outputs": [{"parameters": {"binary_data": True}}]},
+        'outputs[0].name is required: a string, "A" or "predictions".',
+        id="output-without-name",
+    ),
+    pytest.param(
+        {"inputs": [{"name": 1, "shape": {}, "datatype": None, "parameters": 0}]},
+        'inputs[0].name must be a string, the input\'s name ("X"); received 1. '
+        "inputs[0].shape must be an array of dimensions, [m, n_x]; received an object. "
+        'inputs[0].datatype must be a string, "FP32" or "FP64"; received null. '
+        "(1 more problem not listed.)",
+        id="several",
+    ),
+    pytest.param(
+        b"7",
+        "The request must be a JSON object {inputs, outputs?, id?, parameters?}; "
+        "received a number.",
+        id="number",
+    ),
+]
+
+
+async def test_header_errors_read_as_sentences(client: httpx.AsyncClient) -> None:
+    net = await create(client)
+    failures = []
+    for case in READABLE_ERRORS:
+        body, expected = case.values
+        try:
+            assert assert_error(await infer(client, net["id"], body), 400) == expected
+        except AssertionError as failure:
+            failures.append(f"{case.id}: {failure}")
+    assert not failures, "\n".join(failures)
+
+
+def _with_extras(body: dict[str, Any], other_model: str) -> dict[str, Any]:
+    """``body`` with every field the protocol allows and this service does not use."""
+    tensor = dict(body["inputs"][0])
+    tensor["parameters"] = {**tensor.get("parameters", {}), "content_type": "np", "n": 1.5}
+    tensor["comment"] = {"anything": ["at all"]}
+    return {
+        "model_name": other_model,  # the path names the model: this one is not read
+        "model_version": "7",
+        "id": "kserve-1234",
+        "parameters": {"sequence_id": 3, "priority": 1, "timeout": 100, "custom": "x"},
+        "inputs": [tensor],
+        "outputs": [
+            {"name": "A", "parameters": {"content_type": "np"}, "shape": [4, 1]},
+            {"name": "predictions", "datatype": "INT64"},
+        ],
+        "trace": {"span": 1},
+    }
+
+
+async def test_fields_the_protocol_allows_are_ignored(client: httpx.AsyncClient) -> None:
+    net = await create(client)
+    expected = await predicted(client, net["id"], ROWS)
+    answer, tensors = read_json(await infer(client, net["id"], _with_extras(infer_body(), "x")))
+    assert answer["model_name"] == net["id"]
+    assert answer["model_version"] == "1"
+    assert answer["id"] == "kserve-1234"
+    assert [o["name"] for o in answer["outputs"]] == ["A", "predictions"]
+    assert [o["datatype"] for o in answer["outputs"]] == ["FP64", "INT64"]
+    assert_allclose(tensors["A"], expected["A"])
+    assert_array_equal(tensors["predictions"], expected["predictions"])
+    # A request's model_name and model_version never stand in for the path's.
+    versioned = await infer(client, net["id"], _with_extras(infer_body(), "x"), version="1")
+    assert read_json(versioned)[0]["model_version"] == "1"
+
+
+async def test_fields_the_protocol_allows_are_ignored_in_binary_bodies(
+    client: httpx.AsyncClient,
+) -> None:
+    net = await create(client, layer_dims=[2, 3, 4], output_activation="softmax")
+    rows = np.asarray(ROWS)
+    plain = {
+        "inputs": [
+            {
+                "name": "X",
+                "shape": [4, 2],
+                "datatype": "FP64",
+                "parameters": {"binary_data_size": rows.nbytes},
+            }
+        ]
+    }
+    header = _with_extras(plain, net["id"])
+    header["parameters"]["binary_data_output"] = True
+    body, headers = binary_request(header, rows.tobytes())
+    answer, tensors = read_binary(await infer(client, net["id"], body, headers))
+    assert answer["id"] == "kserve-1234"
+    expected = await predicted(client, net["id"], ROWS)
+    assert_allclose(tensors["A"], expected["A"])
+    assert_array_equal(tensors["predictions"], expected["predictions"])
+    assert tensors["predictions"].shape == (4, 1)
+
+
+async def test_what_is_read_is_still_checked_beside_ignored_fields(
+    client: httpx.AsyncClient,
+) -> None:
+    net = await create(client)
+    body = _with_extras(infer_body(), net["id"])
+    body["inputs"][0]["shape"] = [4, -2]
+    assert_error(await infer(client, net["id"], body), 400, "inputs[0].shape[1] must be")
+    body = _with_extras(infer_body(), net["id"])
+    body["inputs"][0]["name"] = "x"
+    assert_error(await infer(client, net["id"], body), 400, "received unknown input 'x'")
+    body = _with_extras(infer_body(), net["id"])
+    body["outputs"][0]["parameters"]["binary_data"] = "yes"
+    assert_error(await infer(client, net["id"], body), 400, "'binary_data' must be true/false")
+    body = _with_extras(infer_body(), net["id"])
+    body["outputs"][1]["name"] = "labels"
+    assert_error(await infer(client, net["id"], body), 400, "Unknown output 'labels'")
+
+
+async def test_v2_with_a_slash_is_v2(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    plain, slash = await client.get("/v2"), await client.get("/v2/")
+    assert (slash.status_code, slash.headers["content-type"]) == (200, "application/json")
+    assert slash.json() == plain.json()
+    # ... and needs a key as /v2 does, when keys are configured.
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="k")
+    store = SQLiteStore.from_url(settings.database_url)
+    try:
+        async with app_client(settings, store) as keyed:
+            for path in ("/v2", "/v2/"):
+                assert_error(await keyed.get(path), 401, "API key")
+            authorized = await keyed.get("/v2/", headers={"Authorization": "Bearer k"})
+            assert authorized.json() == plain.json()
+    finally:
+        store.close()
 
 
 def _binary(size: int | str, payload: bytes, header_length: str | None = None) -> Any:
