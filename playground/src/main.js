@@ -18,6 +18,7 @@ import { explainGradientCheck, runGradientCheck } from './gradcheck-view.js';
 import { drawLayers } from './layers-panel.js';
 import { columns, fromWire, toRows, toWire } from './matrix.js';
 import { drawNetwork } from './network-diagram.js';
+import { renderReadout } from './readout.js';
 import { Trainer } from './trainer.js';
 import { readState, writeState } from './url-state.js';
 
@@ -139,34 +140,7 @@ function updateButtons() {
 }
 
 function showReadout() {
-  const network = state.network;
-  if (!network) {
-    page.readout.textContent = 'No network yet: build one.';
-    return;
-  }
-  const c = state.checkpoint;
-  const percent = (x) => (x === null || x === undefined ? '–' : `${(100 * x).toFixed(1)} %`);
-  const parts = [
-    ['network', network.id.slice(0, 8)],
-    ['steps', String(network.steps_trained)],
-    ['version', String(network.version)],
-  ];
-  if (c) {
-    parts.push(['training cost', c.trainCost.toPrecision(4)], ['training accuracy', percent(c.trainAccuracy)]);
-    parts.push(['test cost', c.testCost.toPrecision(4)], ['test accuracy', percent(c.testAccuracy)]);
-  }
-  if (state.job) parts.push(['job', state.job]);
-  page.readout.replaceChildren(
-    ...parts.map(([name, value]) => {
-      const span = document.createElement('span');
-      span.className = 'item';
-      span.dataset.item = name;
-      const b = document.createElement('b');
-      b.textContent = `${name} `;
-      span.append(b, value);
-      return span;
-    }),
-  );
+  renderReadout(page.readout, state.network, state.checkpoint, state.job);
 }
 
 function setNetwork(network) {
