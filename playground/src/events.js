@@ -12,7 +12,7 @@ const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
  * {status, job}. `onProgress` gets every progress event's data; `interval` asks for one
  * every that many seconds.
  */
-export async function followJob(jobId, { interval = 0.1, onProgress, signal }) {
+export async function followJob(jobId, { interval, onProgress, signal }) {
   const path = `/jobs/${encodeURIComponent(jobId)}/events?interval=${interval}`;
   const entry = logCall('GET', path);
   const started = performance.now();
