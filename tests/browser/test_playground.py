@@ -226,7 +226,7 @@ def test_step_by_step_shows_what_gradients_answers(keyed: Watched, api: httpx.Cl
 def test_a_reload_or_another_browser_shows_the_same_network(
     keyed: Watched, api: httpx.Client
 ) -> None:
-    network = create_network(api, seed=7, layer_dims=[2, 4, 1])
+    network = create_network(api, seed=7, layer_dims=[2, 4, 1], dtype="float32")
     epochs = 40
     assert (
         api.post(
@@ -244,6 +244,8 @@ def test_a_reload_or_another_browser_shows_the_same_network(
         expect(plot).to_have_attribute("data-points", str(epochs))  # every step of /history
         expect(page.get_by_label("Hidden layers (units, comma-separated)")).to_have_value("4")
         expect(page.locator("#network-diagram svg line")).to_have_count(2 * 4 + 4)
+        # The decision boundary of the float32 network, from a float32 base64 /predict.
+        page.wait_for_function("() => performance.getEntriesByName('boundary-redraw').length")
         titles = page.locator("#network-diagram svg line title").all_text_contents()
         first = next(t for t in titles if t.startswith("W[1] row 1, column 1 = "))
         assert float(first.rsplit("=", 1)[1]) == pytest.approx(W1[0][0], rel=1e-3)
@@ -335,3 +337,54 @@ def test_dropout_masks_in_the_step_by_step_view(keyed: Watched, api: httpx.Clien
                 np.testing.assert_array_equal(value, masks[tag])
                 found[tag] = value
     assert sorted(found) == ["D1", "D2"]
+
+
+def test_own_csv_softmax_and_a_typo_whose_shapes_fit(fresh: Watched, api: httpx.Client) -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[-0.6, -0.5], [0.6, -0.5], [0.0, 0.6]])
+    lines = ["x1,x2,class"]
+    for k in range(45):
+        x = centres[k % 3] + 0.15 * rng.standard_normal(2)
+        lines.append(f"{x[0]:.4f},{x[1]:.4f},{k % 3}")
+    page = fresh.page
+    fresh.goto()
+    page.get_by_label("API key").fill("playground-test-key")
+    page.get_by_role("button", name="Use key").click()
+    page.get_by_label("Dataset").select_option("csv")
+    csv = page.get_by_label("CSV: one example per line, features then the label last")
+    csv.fill("\n".join(lines))
+    csv.blur()
+    expect(page.locator("#data-summary")).to_contain_text("2 features, 3 classes")
+    expect(page.get_by_label("Output activation")).to_have_value("softmax")
+    page.get_by_label("Hidden layers (units, comma-separated)").fill("3")
+    page.get_by_role("button", name="Create network").click()
+    page.wait_for_url(re.compile(r"network=\w+.*data=csv&csv="))
+    network = api.get(f"/networks/{network_of(page)}").json()
+    assert network["layer_dims"] == [2, 3, 3]
+    assert network["loss"] == "categorical_cross_entropy"
+
+    page.get_by_label("Examples in the batch").fill("5")
+    page.get_by_label("show the typos").check()
+    typo = page.locator('[data-eq="typo-dW2"]')
+    # dZ[2] A[2]^T is 3x3, as W[2] is: the shapes fit, so only the numbers can tell.
+    expect(typo).to_contain_text("the shapes happen to fit")
+    expect(typo).to_contain_text("the gradient check fails")
+    request = page.locator('[data-request$="/gradients"]')
+    body = json.loads((request.text_content() or "").split("\n\n", 1)[1])
+    assert len(body["Y"]) == 3  # one-hot, (n_L, m)
+    answer = api.post(f"/networks/{network['id']}/gradients", json=body).json()
+    dZ2, A2 = (np.array(answer["layers"][1][name]) for name in ("dZ", "A"))
+    wrong = dZ2 @ A2.T / 5
+    right = np.array(answer["layers"][1]["dW"])
+    difference = np.linalg.norm(wrong - right) / (np.linalg.norm(wrong) + np.linalg.norm(right))
+    shown = dict(m for tex in equation_tex(page) for m in matrices(tex))
+    np.testing.assert_allclose(shown["typo_dW2"], wrong, rtol=1e-3, atol=1e-300)
+    expect(typo).to_contain_text(f"= {float(f'{difference:.4g}')}")
+    derivation = page.locator(".derivation annotation").first.text_content() or ""
+    assert "a_i - y_i" in derivation
+
+    page.reload()  # the CSV comes back from localStorage, named by the URL
+    expect(page.locator("#data-summary")).to_contain_text("2 features, 3 classes")
+    expect(page.locator('#readout [data-item="network"]')).to_have_text(
+        f"network {network['id'][:8]}"
+    )
