@@ -43,26 +43,33 @@ export class Trainer {
     let seen = version;
     let refreshedAt = performance.now();
     this.hooks.onStatus(`${job.id.slice(0, 8)} ${job.status}`);
-    const outcome = await followJob(job.id, {
-      interval: EVENT_INTERVAL,
-      signal: this.job.abort.signal,
-      onProgress: (event) => {
-        if (base !== null && event.cost !== null && event.step > 0) {
-          this.hooks.onProgress(base + event.step, event.cost);
-        }
-        this.hooks.onStatus(`${job.id.slice(0, 8)} running: step ${event.step} of ${event.total_steps}`);
-        // A new committed version is a new decision boundary to draw.
-        if (event.version !== undefined) {
-          if (event.version !== seen) {
-            seen = event.version;
-            this.hooks.onCheckpoint();
-          }
-        } else if (performance.now() - refreshedAt > FALLBACK_REFRESH_MS) {
-          refreshedAt = performance.now();
+    const onProgress = (event) => {
+      if (base !== null && event.cost !== null && event.step > 0) {
+        this.hooks.onProgress(base + event.step, event.cost);
+      }
+      this.hooks.onStatus(`${job.id.slice(0, 8)} running: step ${event.step} of ${event.total_steps}`);
+      // A new committed version is a new decision boundary to draw.
+      if (event.version !== undefined) {
+        if (event.version !== seen) {
+          seen = event.version;
           this.hooks.onCheckpoint();
         }
-      },
-    });
+      } else if (performance.now() - refreshedAt > FALLBACK_REFRESH_MS) {
+        refreshedAt = performance.now();
+        this.hooks.onCheckpoint();
+      }
+    };
+    const follow = () =>
+      followJob(job.id, { interval: EVENT_INTERVAL, signal: this.job.abort.signal, onProgress });
+    let outcome = await follow();
+    // A server that shuts down closes the stream with 'interrupted'; the job goes on in
+    // another process, so follow it there.
+    while (outcome.status === 'interrupted') {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const now = await get(`/jobs/${job.id}`);
+      const active = now.status === 'queued' || now.status === 'running';
+      outcome = active ? await follow() : { status: now.status, job: now };
+    }
     const final = outcome.job;
     const detail = final?.error ? `: ${final.error}` : '';
     this.hooks.onStatus(`${job.id.slice(0, 8)} ${outcome.status} after ${final?.step ?? '?'} steps${detail}`);
