@@ -173,7 +173,6 @@ async function loadNetwork(id) {
   const active = await Trainer.activeJob(network);
   await refresh();
   if (active) {
-    updateButtons();
     // Steps of a job joined midway cannot be placed on the curve until it ends.
     trainer.follow(active, null, network.version).catch(fail).finally(updateButtons);
     updateButtons();

@@ -61,14 +61,19 @@ export class Trainer {
     };
     const follow = () =>
       followJob(job.id, { interval: EVENT_INTERVAL, signal: this.job.abort.signal, onProgress });
-    let outcome = await follow();
-    // A server that shuts down closes the stream with 'interrupted'; the job goes on in
-    // another process, so follow it there.
-    while (outcome.status === 'interrupted') {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      const now = await get(`/jobs/${job.id}`);
-      const active = now.status === 'queued' || now.status === 'running';
-      outcome = active ? await follow() : { status: now.status, job: now };
+    let outcome;
+    try {
+      outcome = await follow();
+      // A server that shuts down closes the stream with 'interrupted'; the job goes on in
+      // another process, so follow it there.
+      while (outcome.status === 'interrupted') {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const now = await get(`/jobs/${job.id}`);
+        const active = now.status === 'queued' || now.status === 'running';
+        outcome = active ? await follow() : { status: now.status, job: now };
+      }
+    } finally {
+      this.job = null;
     }
     const final = outcome.job;
     const detail = final?.error ? `: ${final.error}` : '';

@@ -388,3 +388,23 @@ def test_own_csv_softmax_and_a_typo_whose_shapes_fit(fresh: Watched, api: httpx.
     expect(page.locator('#readout [data-item="network"]')).to_have_text(
         f"network {network['id'][:8]}"
     )
+
+
+def test_a_reload_follows_the_running_job(keyed: Watched, api: httpx.Client) -> None:
+    network = create_network(api, seed=17)
+    job = api.post(
+        f"/networks/{network['id']}/jobs", json={"X": XOR_X, "Y": XOR_Y, "epochs": 5_000_000}
+    ).json()
+    page = keyed.page
+    keyed.goto(f"{DATA}&network={network['id']}")
+    job_item = page.locator('#readout [data-item="job"]')
+    expect(job_item).to_contain_text(f"{job['id'][:8]} running: step")
+    expect(page.get_by_role("button", name="Play")).to_be_disabled()
+    page.get_by_role("button", name="Pause").click()
+    expect(job_item).to_contain_text(f"{job['id'][:8]} cancelled after")
+    assert api.get(f"/jobs/{job['id']}").json()["status"] == "cancelled"
+    expect(page.get_by_role("button", name="Play")).to_be_enabled()
+    # The whole run is on the curve now, from /history.
+    steps = api.get(f"/networks/{network['id']}").json()["steps_trained"]
+    expect(page.locator("#cost-plot")).to_have_attribute("data-points", re.compile(r"^\d+$"))
+    assert steps > 0
