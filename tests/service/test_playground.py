@@ -14,8 +14,7 @@ from fastapi import FastAPI
 
 from service.main import create_app
 from service.playground.routes import STATIC
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "playground"
@@ -23,9 +22,9 @@ REBUILD = "npm --prefix playground ci && npm --prefix playground run build"
 
 
 @pytest.fixture
-def keyed_app(tmp_path: Path, store: SQLiteStore) -> FastAPI:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'k.db'}", api_keys="secret")
-    return create_app(settings, store)
+def keyed_app(app: FastAPI, store: Store) -> FastAPI:
+    """The same service with an API key required."""
+    return create_app(app.state.settings.model_copy(update={"api_keys": "secret"}), store)
 
 
 @pytest.fixture
