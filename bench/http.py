@@ -25,7 +25,7 @@ from model import (
     TrainOptions,
     train,
 )
-from service.matrices import encode_matrix
+from service.core.wire import encode_matrix
 from tests.support.server import ServerProcess, free_port
 
 HTTP_CASES = [

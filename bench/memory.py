@@ -24,9 +24,9 @@ from bench.http import batch_body
 from bench.reference import Case, make_batch
 from bench.steps import local_network
 from model import TrainOptions, train
-from model.fast import StepBuffers
-from service.plumbing import parse_json
-from service.schemas import TrainRequest
+from model.propagation import Buffers
+from service.core.http import parse_json
+from service.training.schemas import TrainRequest
 
 MEMORY_CASES = [
     Case((784, 512, 512, 10), 1024, "relu", "softmax", "float32"),
@@ -44,7 +44,7 @@ class MemoryResult:
     parse_peak_mb: float  # peak resident growth while parsing (orjson's scratch included)
     peak_mb: float  # peak resident growth over decoding and training, after the parse
     batch_mb: float  # X and Y once, in the network's dtype
-    cache_mb: float  # the step's buffers (StepBuffers: Z and A of every layer, dZ[L], scratch)
+    cache_mb: float  # the step's buffers (Buffers: Z and A of every layer, dZ[L], scratch)
     state_mb: float  # the Trainer's parameter, gradient and moment buffers and the result
     extra_mb: float  # peak - parsed - batch - cache - state: copies beyond the allowance
 
@@ -82,7 +82,7 @@ def probe(case: Case, body: bytes) -> dict[str, float]:
     m = case.m
     params = sum(w.size + b.size for w, b in zip(network.W, network.b, strict=True))
     batch = (case.dims[0] + case.dims[-1]) * m * itemsize / MB
-    cache = StepBuffers(network.spec, m).nbytes / MB
+    cache = Buffers(network.spec, m).nbytes / MB
     # Current and spare TrainState (parameters and gradients each), the result's snapshot
     # and its last gradients: six parameter-sized arrays.
     state = 6 * params * itemsize / MB

@@ -12,10 +12,9 @@ import orjson
 from pydantic import TypeAdapter
 
 from bench.timing import interleaved
-from service.matrices import _LITERAL_FREE, encode_matrix
-from service.plumbing import parse_json
-from service.responses import ORJSONResponse
-from service.schemas import PredictRequest
+from service.core.http import ORJSONResponse, parse_json
+from service.core.wire import _LITERAL_FREE, encode_matrix
+from service.prediction.schemas import PredictRequest
 
 SHAPE = (784, 256)
 

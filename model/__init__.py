@@ -13,66 +13,55 @@ Notation (the deeplearning.ai course's): examples are COLUMNS. For
     db[l] = (1/m) sum(dZ[l], axis=1)
     dA[l-1] = W[l]^T dZ[l],   dZ[l-1] = dA[l-1] * g'[l-1](Z[l-1])
 
-dZ and dA are gradients of the per-example loss; 1/m enters in dW and db. Python
-lists are 0-based, so ``W[0]`` is the course's W1 (``Cache.A`` alone also holds A[0]).
-Every bad input raises :class:`ModelError`, a ``ValueError``.
+dZ and dA are gradients of the per-example loss; 1/m enters in dW and db. Each equation
+has one implementation, in :mod:`model.propagation`; training (:mod:`model.training`),
+inspection, prediction and the gradient check (:mod:`model.gradcheck`) all run it.
+Python lists are 0-based, so ``W[0]`` is the course's W1. Every bad input raises
+:class:`ModelError`, a ``ValueError``.
 """
 
 from model.activations import ACTIVATION_NAMES
+from model.checks import check_X, check_Y
 from model.errors import ModelError, TrainingDiverged
 from model.gradcheck import GradCheckResult, gradient_check
 from model.initializers import INITIALIZATION_NAMES
 from model.losses import LOSS_NAMES
-from model.network import (
-    Cache,
-    Gradients,
-    Network,
-    backward,
-    check_X,
-    check_Y,
-    compute_cost,
-    compute_gradients,
-    create_network,
-    forward,
-    replace_parameters,
-    update_parameters,
-)
+from model.network import Layout, Network, create_network, replace_parameters
 from model.predict import evaluate, predict
-from model.serialize import from_bytes, to_bytes
-from model.spec import OPTIMIZER_NAMES, NetworkSpec, OptimizerSpec, build_spec
-from model.training import StepRecord, Trainer, TrainOptions, TrainResult, train
+from model.propagation import Pass, compute_gradients
+from model.serialize import network_from_bytes, state_bytes
+from model.spec import OPTIMIZER_NAMES, DropoutSpec, NetworkSpec, OptimizerSpec, build_spec
+from model.training import StepRecord, Trainer, TrainOptions, TrainResult, Workspace, train
 
 __all__ = [
     "ACTIVATION_NAMES",
     "INITIALIZATION_NAMES",
     "LOSS_NAMES",
     "OPTIMIZER_NAMES",
-    "Cache",
+    "DropoutSpec",
     "GradCheckResult",
-    "Gradients",
+    "Layout",
     "ModelError",
     "Network",
     "NetworkSpec",
     "OptimizerSpec",
+    "Pass",
     "StepRecord",
     "TrainOptions",
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
-    "backward",
+    "Workspace",
     "build_spec",
     "check_X",
     "check_Y",
-    "compute_cost",
     "compute_gradients",
     "create_network",
     "evaluate",
-    "forward",
-    "from_bytes",
     "gradient_check",
+    "network_from_bytes",
     "predict",
     "replace_parameters",
-    "to_bytes",
+    "state_bytes",
     "train",
-    "update_parameters",
 ]

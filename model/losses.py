@@ -1,18 +1,24 @@
-"""Losses, in one table keyed by name.
+"""Losses, one row each, and the canonical output pairs, one row each.
 
-Each cost function returns the SUM over all entries of the per-example loss (the
-caller divides by m and adds L2); each gradient returns dA[L], the derivative of the
-per-example loss with respect to A[L] (not divided by m). Arrays are (n_L, m).
+A loss's ``cost(A, Y)`` is the SUM over all entries of the per-example loss (the caller
+divides by m and adds L2); its ``gradient(A, Y)`` is dA[L], the derivative of the
+per-example loss with respect to A[L]. Arrays are (n_L, m).
 
-Logs of probabilities go through one of two guards, so that a prediction of exactly
-0 or 1 never makes a cost infinite or NaN:
+An output activation and a loss form a canonical pair when the chain rule
+dZ[L] = dA[L] * g'(Z[L]) collapses to dZ[L] = A[L] - Y:
 
-* for the canonical pairs (sigmoid + binary cross-entropy, softmax + categorical
-  cross-entropy) the cost is computed from Z[L] with a stable log-sigmoid/log-softmax,
-  exact even where A[L] has rounded to 0 or 1;
-* otherwise A[L] is clipped to [eps, 1 - eps] with eps the dtype's machine epsilon,
-  which changes nothing unless A[L] is within eps of 0 or 1 (so the float64 gradient
-  check is unaffected).
+* sigmoid + binary cross-entropy: dA = -y/a + (1-y)/(1-a) and g'(z) = a (1 - a), whose
+  product is a - y;
+* softmax + categorical cross-entropy: dA_k = -y_k/a_k, and softmax's Jacobian
+  da_k/dz_j = a_k (delta_kj - a_j) gives dz_j = -y_j + a_j sum_k y_k = a_j - y_j, since a
+  column of Y sums to 1;
+* linear + mean squared error: the loss (1/2)(a - y)^2 has dA = a - y, and g' = 1.
+
+For these, ``A - Y`` needs no division by a (1 - a) and stays exact where A[L] saturates at
+0 or 1, and the cost is taken from Z[L] by a stable log-sigmoid or log-softmax (exact even
+where A[L] has rounded to 0 or 1). Any other pair uses ``gradient`` and the general chain
+rule, with A[L] clipped to [eps, 1 - eps] (eps: the dtype's machine epsilon) before logs are
+taken, which changes nothing unless A[L] is within eps of 0 or 1.
 """
 
 from __future__ import annotations
@@ -23,22 +29,15 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from model.activations import zeros_like
+
 Array = NDArray[np.floating]
 
 
 @dataclass(frozen=True)
 class Loss:
-    """One loss: its cost (sum), dA[L], and the output activation it is canonical for.
-
-    For the canonical activation the chain rule collapses to dZ[L] = A[L] - Y, which
-    needs no division by A[L] (1 - A[L]) and is exact when A[L] saturates.
-    ``logit_cost`` is the stable cost computed from Z[L] for that activation, if any.
-    """
-
     cost: Callable[[Array, Array], float]
     gradient: Callable[[Array, Array], Array]
-    canonical_activation: str
-    logit_cost: Callable[[Array, Array], float] | None = None
 
 
 def _clipped(A: Array) -> Array:
@@ -56,31 +55,12 @@ def _bce_gradient(A: Array, Y: Array) -> Array:
     return -(Y / A) + (1.0 - Y) / (1.0 - A)
 
 
-def _bce_from_logits(Z: Array, Y: Array) -> float:
-    # -log s(z) = softplus(-z) and -log(1 - s(z)) = softplus(z), with
-    # softplus(+-z) = max(+-z, 0) + log1p(exp(-|z|)): no overflow, and no cancellation
-    # either (softplus(z) - y z would lose a tiny loss of a confident right answer).
-    tail = np.log1p(np.exp(-np.abs(Z)))
-    return float(np.sum(Y * (np.maximum(-Z, 0.0) + tail) + (1.0 - Y) * (np.maximum(Z, 0.0) + tail)))
-
-
 def _cce_cost(A: Array, Y: Array) -> float:
     return float(-np.sum(Y * np.log(_clipped(A))))
 
 
 def _cce_gradient(A: Array, Y: Array) -> Array:
     return -(Y / _clipped(A))
-
-
-def _cce_from_logits(Z: Array, Y: Array) -> float:
-    # log softmax(z) = (z - max z) - log(sum(exp(z - max z))): exp never exceeds 1. The
-    # sum is 1 (the max entry) + the rest, so log1p(rest) keeps the log of a confident
-    # column accurate where log(1 + rest) would round it away.
-    shifted = Z - Z.max(axis=0, keepdims=True)
-    e = np.exp(shifted)
-    e[np.argmax(Z, axis=0), np.arange(Z.shape[1])] = 0.0
-    log_A = shifted - np.log1p(np.sum(e, axis=0, keepdims=True))
-    return float(-np.sum(Y * log_A))
 
 
 def _mse_cost(A: Array, Y: Array) -> float:
@@ -93,11 +73,44 @@ def _mse_gradient(A: Array, Y: Array) -> Array:
 
 
 LOSSES: dict[str, Loss] = {
-    "binary_cross_entropy": Loss(_bce_cost, _bce_gradient, "sigmoid", _bce_from_logits),
-    "categorical_cross_entropy": Loss(_cce_cost, _cce_gradient, "softmax", _cce_from_logits),
-    "mean_squared_error": Loss(_mse_cost, _mse_gradient, "linear"),
+    "binary_cross_entropy": Loss(_bce_cost, _bce_gradient),
+    "categorical_cross_entropy": Loss(_cce_cost, _cce_gradient),
+    "mean_squared_error": Loss(_mse_cost, _mse_gradient),
 }
 LOSS_NAMES: tuple[str, ...] = tuple(LOSSES)
+
+
+def _bce_from_logits(Z: Array, A: Array, Y: Array) -> float:
+    # -y log s(z) - (1 - y) log(1 - s(z)) = softplus(z) - y z, written
+    # max(z, 0) - y z + log1p(e^-|z|): nothing overflows, and for a confident right answer
+    # the first two terms cancel exactly, so it keeps its tiny loss.
+    loss = np.maximum(Z, zeros_like(Z))
+    loss -= np.multiply(Y, Z)
+    tail = np.abs(Z)
+    np.negative(tail, out=tail)
+    np.exp(tail, out=tail)
+    loss += np.log1p(tail, out=tail)
+    return float(np.add.reduce(loss, axis=None))
+
+
+def _cce_from_logits(Z: Array, A: Array, Y: Array) -> float:
+    # -sum(y log softmax(z)) with log softmax(z) = (z - max z) - log(sum(exp(z - max z))):
+    # exp never exceeds 1, and a confidently wrong answer costs its whole logit gap.
+    shifted = Z - Z.max(axis=0, keepdims=True)
+    shifted -= np.log(np.add.reduce(np.exp(shifted), axis=0, keepdims=True))
+    return -float(np.dot(Y.reshape(-1), shifted.reshape(-1)))
+
+
+def _mse_of_outputs(Z: Array, A: Array, Y: Array) -> float:
+    return _mse_cost(A, Y)
+
+
+# The canonical pairs: (output activation, loss) -> the cost, summed, from Z[L], A[L] and Y.
+CANONICAL_COST: dict[tuple[str, str], Callable[[Array, Array, Array], float]] = {
+    ("sigmoid", "binary_cross_entropy"): _bce_from_logits,
+    ("softmax", "categorical_cross_entropy"): _cce_from_logits,
+    ("linear", "mean_squared_error"): _mse_of_outputs,
+}
 
 # The loss a network gets when none is named, by output activation.
 DEFAULT_LOSS: dict[str, str] = {

@@ -1,13 +1,8 @@
 """Parameter updates: gradient descent, momentum and Adam, as the course defines them.
 
-Parameters and their gradients travel as flat lists ``[W1, b1, W2, b2, ...]`` here;
-the optimizer state is a dict of such lists named as the network stores them
-(``vW``/``vb`` for momentum, plus ``sW``/``sb`` for Adam), all zeros initially.
-
-:func:`apply_update` is the plain, allocating version that reads like the course;
-the ``*_into`` functions are the Trainer's in-place versions of the same formulas,
-writing into preallocated ``out`` arrays (which may not alias an input) so a step
-allocates nothing. Tests check that the two agree.
+:func:`update` writes the next state into another network's arrays and reads the current
+one, so a step that comes out non-finite is undone by keeping the current one. Each
+operation runs once over the whole flat vector, whatever the number of layers.
 """
 
 from __future__ import annotations
@@ -15,126 +10,46 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from model.network import Network
 from model.spec import OptimizerSpec
 
 Array = NDArray[np.floating]
 
-STATE_KEYS: dict[str, tuple[str, ...]] = {
-    "gd": (),
-    "momentum": ("vW", "vb"),
-    "adam": ("vW", "vb", "sW", "sb"),
-}
 
+def update(opt: OptimizerSpec, lr: float, cur: Network, grad: Array, nxt: Network) -> None:
+    """One update of ``cur`` by ``grad`` (dW, db in the flat layout), written into ``nxt``.
 
-def initial_state(name: str, W: list[Array], b: list[Array]) -> dict[str, list[Array]]:
-    """Zero moments shaped like the parameters, for optimizer ``name``."""
-    like = {"W": W, "b": b}
-    return {key: [np.zeros_like(p) for p in like[key[1:]]] for key in STATE_KEYS[name]}
-
-
-def apply_update(
-    opt: OptimizerSpec,
-    learning_rate: float,
-    W: list[Array],
-    b: list[Array],
-    dW: list[Array],
-    db: list[Array],
-    state: dict[str, list[Array]],
-    t: int,
-) -> tuple[list[Array], list[Array], dict[str, list[Array]], int]:
-    """One update, allocating new arrays and leaving its inputs untouched.
-
-    Parameters
-    ----------
-    opt : OptimizerSpec
-        Which optimizer and its betas/epsilon.
-    learning_rate : float
-    W, b, dW, db : lists of L arrays, W[l-1], dW[l-1]: (n_l, n_{l-1}); b, db: (n_l, 1)
-    state : dict of lists of arrays, as :func:`initial_state` returns
-    t : int
-        Updates already absorbed into ``state`` (Adam's t before this step).
-
-    Returns
-    -------
-    W, b, state, t
-        The updated parameters and state; t + 1.
+    ``nxt.theta`` doubles as scratch before it receives the new parameters; ``nxt``'s
+    optimizer_t becomes ``cur``'s + 1 (t counts from 1 in Adam's bias correction).
     """
-    lr = learning_rate
-    grads = {"W": dW, "b": db}
-    params = {"W": W, "b": b}
-    new_state: dict[str, list[Array]] = {}
-    t += 1
-    if opt.name == "gd":
-        step = grads
-    elif opt.name == "momentum":
-        for k in "Wb":
-            new_state["v" + k] = [
-                opt.beta * v + (1 - opt.beta) * g
-                for v, g in zip(state["v" + k], grads[k], strict=True)
-            ]
-        step = {k: new_state["v" + k] for k in "Wb"}
+    theta, out = cur.theta, nxt.theta
+    t = cur.optimizer_t + 1
+    if opt.name == "gd":  # W = W - alpha dW
+        np.multiply(grad, lr, out=out)
+        np.subtract(theta, out, out=out)
+    elif opt.name == "momentum":  # v = beta v + (1 - beta) dW;  W = W - alpha v
+        v, v_out = cur.moments[0], nxt.moments[0]
+        np.multiply(v, opt.beta, out=v_out)
+        np.multiply(grad, 1 - opt.beta, out=out)
+        np.add(v_out, out, out=v_out)
+        np.multiply(v_out, lr, out=out)
+        np.subtract(theta, out, out=out)
     else:  # adam
-        step = {}
-        for k in "Wb":
-            v = [
-                opt.beta1 * v + (1 - opt.beta1) * g
-                for v, g in zip(state["v" + k], grads[k], strict=True)
-            ]
-            s = [
-                opt.beta2 * s + (1 - opt.beta2) * g**2
-                for s, g in zip(state["s" + k], grads[k], strict=True)
-            ]
-            new_state["v" + k], new_state["s" + k] = v, s
-            v_corrected = [x / (1 - opt.beta1**t) for x in v]
-            s_corrected = [x / (1 - opt.beta2**t) for x in s]
-            step[k] = [
-                vc / (np.sqrt(sc) + opt.epsilon)
-                for vc, sc in zip(v_corrected, s_corrected, strict=True)
-            ]
-    new = {k: [p - lr * d for p, d in zip(params[k], step[k], strict=True)] for k in "Wb"}
-    return new["W"], new["b"], new_state, t
-
-
-def gd_into(p: Array, lr_g: Array, out: Array) -> None:
-    """out = p - lr_g, where the Trainer already folded the learning rate into lr_g."""
-    np.subtract(p, lr_g, out=out)
-
-
-def momentum_into(
-    p: Array, g: Array, v: Array, lr: float, beta: float, p_out: Array, v_out: Array
-) -> None:
-    """v_out = beta v + (1 - beta) g;  p_out = p - lr v_out."""
-    np.multiply(v, beta, out=v_out)
-    np.multiply(g, 1 - beta, out=p_out)  # p_out as scratch
-    np.add(v_out, p_out, out=v_out)
-    np.multiply(v_out, lr, out=p_out)
-    np.subtract(p, p_out, out=p_out)
-
-
-def adam_into(
-    p: Array,
-    g: Array,
-    v: Array,
-    s: Array,
-    t: int,
-    lr: float,
-    opt: OptimizerSpec,
-    p_out: Array,
-    v_out: Array,
-    s_out: Array,
-) -> None:
-    """Adam with bias correction (t counts from 1) into p_out, v_out, s_out."""
-    np.multiply(v, opt.beta1, out=v_out)
-    np.multiply(g, 1 - opt.beta1, out=p_out)
-    np.add(v_out, p_out, out=v_out)
-    np.multiply(s, opt.beta2, out=s_out)
-    np.multiply(g, g, out=p_out)
-    np.multiply(p_out, 1 - opt.beta2, out=p_out)
-    np.add(s_out, p_out, out=s_out)
-    # p_out = p - lr * (v / (1 - beta1^t)) / (sqrt(s / (1 - beta2^t)) + epsilon)
-    np.divide(s_out, 1 - opt.beta2**t, out=p_out)
-    np.sqrt(p_out, out=p_out)
-    np.add(p_out, opt.epsilon, out=p_out)
-    np.divide(v_out, p_out, out=p_out)
-    np.multiply(p_out, lr / (1 - opt.beta1**t), out=p_out)
-    np.subtract(p, p_out, out=p_out)
+        v, s = cur.moments
+        v_out, s_out = nxt.moments
+        np.multiply(v, opt.beta1, out=v_out)  # v = beta1 v + (1 - beta1) dW
+        np.multiply(grad, 1 - opt.beta1, out=out)
+        np.add(v_out, out, out=v_out)
+        np.multiply(s, opt.beta2, out=s_out)  # s = beta2 s + (1 - beta2) dW^2
+        np.multiply(grad, grad, out=out)
+        np.multiply(out, 1 - opt.beta2, out=out)
+        np.add(s_out, out, out=s_out)
+        # W = W - alpha v_corr / (sqrt(s_corr) + epsilon), with s_corr = s / (1 - beta2^t),
+        # and v's correction 1 / (1 - beta1^t) folded into the scalar step alpha.
+        np.divide(s_out, 1 - opt.beta2**t, out=out)
+        np.sqrt(out, out=out)
+        np.add(out, opt.epsilon, out=out)
+        np.divide(v_out, out, out=out)
+        np.multiply(out, lr / (1 - opt.beta1**t), out=out)
+        np.subtract(theta, out, out=out)
+    nxt.optimizer_t = t

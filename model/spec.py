@@ -1,4 +1,4 @@
-"""What a network is: its layer sizes, activations, loss, initialization and optimizer.
+"""What a network is: its layer sizes, activations, loss, initialization, optimizer, dropout.
 
 Specs are frozen and validate themselves on construction, so an invalid one cannot
 exist; :func:`build_spec` fills in the defaults the HTTP API documents.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 from typing import Any
@@ -137,6 +137,31 @@ class OptimizerSpec:
 
 
 @dataclass(frozen=True)
+class DropoutSpec:
+    """The course's inverted dropout on hidden layers 1..L-1, while training only.
+
+    ``keep_prob[l-1]`` in (0, 1] is layer l's probability of keeping a unit (1 leaves the
+    layer alone); ``seed`` fixes every mask (see :mod:`model.training`).
+    """
+
+    keep_prob: tuple[float, ...]
+    seed: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.keep_prob, str) or not isinstance(self.keep_prob, Sequence):
+            raise ModelError(f"keep_prob must be a list of numbers; received {self.keep_prob!r}.")
+        keep = tuple(
+            check_float(f"dropout keep_prob[{i}]", k, 0.0, 1.0, low_open=True, high_open=False)
+            for i, k in enumerate(self.keep_prob)
+        )
+        object.__setattr__(self, "keep_prob", keep)
+        object.__setattr__(self, "seed", check_int("dropout seed", self.seed, 0, MAX_SEED))
+
+    def to_dict(self) -> dict[str, object]:
+        return {"keep_prob": list(self.keep_prob), "seed": self.seed}
+
+
+@dataclass(frozen=True)
 class NetworkSpec:
     """The architecture and training setup of a network.
 
@@ -152,6 +177,7 @@ class NetworkSpec:
     dtype: str
     optimizer: OptimizerSpec
     l2_lambda: float
+    dropout: DropoutSpec | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.layer_dims, str | bytes) or not isinstance(self.layer_dims, Sequence):
@@ -197,6 +223,20 @@ class NetworkSpec:
         object.__setattr__(self, "seed", check_int("seed", self.seed, 0, MAX_SEED))
         l2 = check_float("l2_lambda", self.l2_lambda, 0.0, low_open=False, high_open=True)
         object.__setattr__(self, "l2_lambda", l2)
+        if self.dropout is not None:
+            if not isinstance(self.dropout, DropoutSpec):
+                raise ModelError(f"dropout must be a DropoutSpec; received {self.dropout!r}.")
+            if L < 2:
+                raise ModelError(
+                    "Dropout acts on hidden layers, and this network has none (L = 1): "
+                    "add a hidden layer or leave dropout out."
+                )
+            if len(self.dropout.keep_prob) != L - 1:
+                raise ModelError(
+                    f"dropout keep_prob must be one number, or one per hidden layer (L - 1 = "
+                    f"{L - 1}); received {len(self.dropout.keep_prob)}: "
+                    f"{list(self.dropout.keep_prob)!r}."
+                )
 
     @property
     def L(self) -> int:
@@ -235,14 +275,17 @@ class NetworkSpec:
             "dtype": self.dtype,
             "optimizer": self.optimizer.to_dict(),
             "l2_lambda": self.l2_lambda,
+            "dropout": None if self.dropout is None else self.dropout.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NetworkSpec:
         """Rebuild (and validate) a spec from :meth:`to_dict`'s output."""
         expected = {f.name for f in fields(cls)}
+        if isinstance(d, Mapping) and "dropout" not in d:  # stored before dropout existed
+            d = {**d, "dropout": None}
         if not isinstance(d, Mapping) or set(d) != expected:
-            keys = sorted(d) if isinstance(d, Mapping) else d
+            keys = sorted(d, key=str) if isinstance(d, Mapping) else d
             raise ModelError(
                 f"A network spec needs exactly the keys {', '.join(sorted(expected))}; "
                 f"received {keys!r}."
@@ -250,7 +293,19 @@ class NetworkSpec:
         optimizer = d["optimizer"]
         if not isinstance(optimizer, Mapping):
             raise ModelError(f"optimizer must be a mapping; received {optimizer!r}.")
-        return cls(**{**d, "optimizer": OptimizerSpec.from_dict(optimizer)})
+        dropout = d["dropout"]
+        if dropout is not None and not isinstance(dropout, Mapping):
+            raise ModelError(f"dropout must be a mapping or null; received {dropout!r}.")
+        if dropout is not None and set(dropout) != {"keep_prob", "seed"}:
+            keys = sorted(dropout, key=str)
+            raise ModelError(f"dropout needs exactly the keys keep_prob, seed; received {keys!r}.")
+        return cls(
+            **{
+                **d,
+                "optimizer": OptimizerSpec.from_dict(optimizer),
+                "dropout": None if dropout is None else DropoutSpec(**dropout),
+            }
+        )
 
 
 def build_spec(
@@ -265,13 +320,16 @@ def build_spec(
     dtype: str = "float64",
     optimizer: OptimizerSpec | None = None,
     l2_lambda: float = 0.0,
+    keep_prob: float | Sequence[float] | None = None,
+    dropout_seed: int = 0,
 ) -> NetworkSpec:
     """Validate a network description and fill in the defaults.
 
     ``activations`` (one name per layer) overrides ``hidden_activation`` and
     ``output_activation``. The default loss follows the output activation:
     sigmoid -> binary_cross_entropy, softmax -> categorical_cross_entropy, anything
-    else -> mean_squared_error.
+    else -> mean_squared_error. ``keep_prob`` (one number for every hidden layer, or one per
+    hidden layer) turns on dropout, with masks from ``dropout_seed``.
 
     Raises
     ------
@@ -289,6 +347,16 @@ def build_spec(
     if loss is None:
         output = activations[-1] if len(activations) else None
         loss = DEFAULT_LOSS.get(output, FALLBACK_LOSS) if isinstance(output, str) else FALLBACK_LOSS
+    dropout = None
+    if keep_prob is not None:
+        hidden = max(len(layer_dims) - 2, 0)
+        keep: object = keep_prob
+        if isinstance(keep, Real):  # numpy's scalars too
+            keep = [keep] * max(hidden, 1)
+        if isinstance(keep, Iterable) and not isinstance(keep, str | bytes):
+            keep = tuple(keep)
+        # DropoutSpec refuses anything that is not numbers in (0, 1].
+        dropout = DropoutSpec(keep_prob=keep, seed=dropout_seed)  # type: ignore[arg-type]
     return NetworkSpec(
         layer_dims=tuple(layer_dims),
         activations=tuple(activations),
@@ -298,4 +366,5 @@ def build_spec(
         dtype=dtype,
         optimizer=optimizer if optimizer is not None else OptimizerSpec(),
         l2_lambda=l2_lambda,
+        dropout=dropout,
     )

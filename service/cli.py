@@ -10,7 +10,7 @@ from types import FrameType
 
 import uvicorn
 
-from service.settings import get_settings
+from service.core.settings import get_settings
 
 
 def _exit_zero(signum: int, frame: FrameType | None) -> None:

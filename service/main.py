@@ -1,9 +1,19 @@
-"""The ASGI application: ``service.main:app``, built by :func:`create_app`."""
+"""The ASGI application: ``service.main:app``, built by :func:`create_app`.
+
+Shutting down (SIGTERM) drains in a bounded time, ``BACKPROP_SHUTDOWN_GRACE_SECONDS``:
+event streams end at once with an ``interrupted`` event (their jobs go on); requests in
+flight may finish until a second before the grace period ends, when heavy work still running
+is stopped and answered 503 with nothing committed; then jobs this process runs commit their
+last steps and are handed back, to resume in the next process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any
 
 import anyio
@@ -11,34 +21,56 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from prometheus_client.core import GaugeMetricFamily
 
-from service.auth import ApiKeyMiddleware
-from service.errors import install_error_handlers
+from service.core.auth import ApiKeyMiddleware
+from service.core.capacity import HeavyWork
+from service.core.errors import install_error_handlers
+from service.core.http import BodySizeLimit, ORJSONResponse
+from service.core.observability import Metrics, RequestContext, configure_logging
+from service.core.openapi import DESCRIPTION, build_openapi
+from service.core.settings import Settings, get_settings
 from service.export.routes import router as export_router
-from service.inline import InlinePredictions
-from service.jobs import JobManager
-from service.observability import Metrics, RequestContext, configure_logging
-from service.openapi import DESCRIPTION, build_openapi
-from service.playground import router as playground_router
-from service.plumbing import BodySizeLimit
-from service.responses import ORJSONResponse
-from service.routes import health, inspection, jobs, metrics, networks, prediction, training
-from service.routes.v2 import router as v2_router
-from service.settings import Settings, get_settings
+from service.inspection.routes import router as inspection_router
+from service.jobs.manager import JobManager
+from service.jobs.routes import router as jobs_router
+from service.networks.routes import router as networks_router
+from service.operations.routes import router as operations_router
+from service.playground.routes import router as playground_router
+from service.prediction.routes import router as prediction_router
 from service.store import ACTIVE_STATUSES, FINAL_STATUSES, Store, open_store
-from service.updates import NetworkLocks
+from service.training.routes import router as training_router
+from service.v2.routes import router as v2_router
+from service.warm import WarmNetworks
 
 TAGS = [
     {"name": "networks", "description": "Create networks and read or replace their parameters."},
     {"name": "training", "description": "Gradient descent, synchronously, and the cost history."},
-    {"name": "jobs", "description": "Long training runs in the background: progress, cancel."},
+    {
+        "name": "jobs",
+        "description": "Long training runs in the background: progress, cancel, resume.",
+    },
     {"name": "inspection", "description": "Costs, activations and every gradient."},
     {"name": "prediction", "description": "Predictions and evaluation."},
-    {"name": "operations", "description": "Health and readiness."},
+    {"name": "export", "description": "The network as an ONNX model."},
+    {"name": "operations", "description": "Health, readiness and metrics."},
     {"name": "v2", "description": "KServe / Triton V2 inference protocol: one row per example."},
 ]
+ROUTERS = (
+    operations_router,
+    networks_router,
+    training_router,
+    jobs_router,
+    inspection_router,
+    prediction_router,
+    export_router,
+    v2_router,
+    playground_router,
+)
+DRAIN_MARGIN_SECONDS = 1.0  # heavy work is stopped this long before the grace period ends
 
 
-def _store_gauges(app: FastAPI) -> Iterator[GaugeMetricFamily]:
+def _gauges(app: FastAPI) -> Iterator[GaugeMetricFamily]:
+    """Gauges read at scrape time: the store's (every process reports the same) and this
+    process's warm networks and heavy work."""
     store: Store | None = app.state.store
     if store is None:
         return
@@ -50,30 +82,71 @@ def _store_gauges(app: FastAPI) -> Iterator[GaugeMetricFamily]:
     for status in (*ACTIVE_STATUSES, *FINAL_STATUSES):
         jobs.add_metric([status], counts.get(status, 0))
     yield jobs
+    warm = GaugeMetricFamily("backprop_warm_networks", "Networks this process keeps warm.")
+    warm.add_metric([], len(app.state.warm))
+    yield warm
+    heavy = GaugeMetricFamily("backprop_heavy_calls", "Heavy calls running or waiting here.")
+    heavy.add_metric([], app.state.heavy.in_flight)
+    yield heavy
+
+
+def _on_sigterm(begin_drain: Callable[[], None]) -> None:
+    """Begin the drain when uvicorn's SIGTERM handler runs (installed before the lifespan
+    starts; restored by uvicorn once it has shut down)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    uvicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        begin_drain()
+        if callable(uvicorn_handler):
+            uvicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
-    """A fresh application. Without ``store`` it opens the one ``settings.database_url``
-    names when it starts (so importing this module touches no file)."""
+    """A fresh application. Without ``store`` it opens the one ``settings.database_url`` names
+    when it starts (so importing this module touches no file)."""
     settings = settings or get_settings()
     configure_logging(settings.log_format, settings.log_level)
 
+    def begin_drain() -> None:
+        if app.state.draining:
+            return
+        app.state.draining = True
+        delay = max(0.0, settings.shutdown_grace_seconds - DRAIN_MARGIN_SECONDS)
+        timer = threading.Timer(delay, app.state.heavy.drain)
+        timer.daemon = True  # a drained process exits without waiting for it
+        timer.start()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        opened = store is None
+        opened = app.state.store is None
         if opened:
-            app.state.store = open_store(settings.database_url, settings.database_pool_size)
-        app.state.jobs.start()  # and fail the jobs a dead process left behind
+            app.state.store = open_store(
+                settings.database_url,
+                pool_size=settings.database_pool_size,
+                timeout=settings.database_timeout_seconds,
+                history_points=settings.max_history_points,
+            )
+        if app.state.warm is None:
+            app.state.warm = WarmNetworks(app.state.store, settings.warm_bytes)
+        app.state.jobs.start()  # and resume the jobs that dead processes left behind
+        _on_sigterm(begin_drain)
         try:
             yield
         finally:
+            begin_drain()
+            app.state.heavy.drain()
             await anyio.to_thread.run_sync(app.state.jobs.stop)  # checkpoints running jobs
+            app.state.heavy.close()
             if opened:
                 app.state.store.close()
 
     app = FastAPIOffline(
         title="Backprop Service",
-        version="0.1.0",
+        version="0.2.0",
         description=DESCRIPTION,
         openapi_tags=TAGS,
         default_response_class=ORJSONResponse,
@@ -81,22 +154,21 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.locks = NetworkLocks()
+    app.state.warm = None if store is None else WarmNetworks(store, settings.warm_bytes)
+    app.state.draining = False
+    app.state.heavy = HeavyWork(settings.heavy_workers, settings.heavy_queue)
     app.state.metrics = counters = Metrics()
-    counters.add_gauges(lambda: _store_gauges(app))
-    app.state.jobs = JobManager(settings, lambda: app.state.store, counters.training_steps.inc)
-    # FastAPI tries routers in this order, scanning each one's routes: the cheapest and
-    # hottest calls (probes, predictions) come first. No two routes match the same path.
-    for module in (health, prediction, networks, training, jobs, inspection, metrics):
-        app.include_router(module.router)
-    app.include_router(export_router)
-    app.include_router(v2_router)
-    app.include_router(playground_router)
+    counters.add_gauges(lambda: _gauges(app))
+    app.state.jobs = JobManager(
+        settings, lambda: app.state.store, lambda: app.state.warm, counters.training_steps.inc
+    )
+    for router in ROUTERS:
+        app.include_router(router)
     install_error_handlers(app)
     # Outermost last: the request id and the access log see every answer, 401 and 413 too.
-    # The prediction lane is innermost: it needs the owner the API-key check sets.
-    app.add_middleware(InlinePredictions)
-    app.add_middleware(ApiKeyMiddleware, keys=settings.api_key_list)
+    app.add_middleware(
+        ApiKeyMiddleware, keys=settings.api_key_list, metrics_key=bool(settings.metrics_key)
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContext, metrics=counters)
 

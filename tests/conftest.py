@@ -10,9 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from service.core.settings import Settings
 from service.main import create_app
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.store import Store, open_store
 
 
 @pytest.fixture
@@ -26,14 +26,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[SQLiteStore]:
-    store = SQLiteStore.from_url(settings.database_url)
+def store(settings: Settings) -> Iterator[Store]:
+    store = open_store(settings.database_url)
     yield store
     store.close()
 
 
 @pytest.fixture
-def app(settings: Settings, store: SQLiteStore) -> FastAPI:
+def app(settings: Settings, store: Store) -> FastAPI:
     return create_app(settings, store)
 
 

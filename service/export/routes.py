@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from service.deps import NetworkDep
-from service.errors import Invalid
+from service.core.errors import Invalid
+from service.core.openapi import problems
+from service.deps import NetworkId, OwnerDep, WarmDep
 from service.export.onnx import IR_VERSION, OPSET, ExportTooLarge, onnx_model
-from service.openapi import problems
 
 ONNX_MEDIA_TYPE = "application/octet-stream"
 
@@ -38,15 +38,16 @@ everywhere: the file changes with every change of the parameters.
             "description": "The ONNX model's bytes (a ModelProto), to save as `<id>.onnx`.",
             "content": {ONNX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         },
-        **problems(404, 422),
+        **problems(404, 422, 503),
     },
 )
-def export_onnx(record: NetworkDep) -> Response:
-    meta = record.meta
-    try:
-        content = onnx_model(record.network, name=meta.id, version=meta.version)
-    except ExportTooLarge as exc:
-        raise Invalid(str(exc)) from None
+def export_onnx(network_id: NetworkId, warm: WarmDep, owner: OwnerDep) -> Response:
+    with warm.reading(network_id, owner) as record:
+        meta = record.meta
+        try:
+            content = onnx_model(record.network, name=meta.id, version=meta.version)
+        except ExportTooLarge as exc:
+            raise Invalid(str(exc)) from None
     return Response(
         content,
         media_type=ONNX_MEDIA_TYPE,

@@ -1,8 +1,16 @@
-"""Persistence: the :class:`Store` interface and its backends."""
+"""Persistence: one SQL store (:mod:`service.store.sql`) on SQLite (the embedded default) or
+PostgreSQL (for replicas), their differences in :mod:`service.store.dialects`."""
 
-from service.store.base import (
+from service.store.dialects import PostgresDialect, SQLiteDialect
+from service.store.records import (
     ACTIVE_STATUSES,
     FINAL_STATUSES,
+    Claim,
+    Idempotency,
+    IdempotencyKeyTaken,
+    IdempotencyMismatch,
+    JobActive,
+    JobCheckpoint,
     JobEnded,
     JobMissing,
     JobRecord,
@@ -14,29 +22,50 @@ from service.store.base import (
     NetworkMeta,
     NetworkMissing,
     NetworkRecord,
-    Store,
+    QuotaExceeded,
+    StoredResponse,
     StoreError,
+    StoreFull,
+    StoreUnavailable,
     Update,
     VersionConflict,
+    utc_now,
 )
-from service.store.sqlite import SQLiteStore
+from service.store.sql import Store
 
 
-def open_store(database_url: str, pool_size: int = 10) -> Store:
-    """The backend ``database_url`` names (``pool_size``: connections per process to a
-    database server)."""
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` -> the file's path."""
+    return url.removeprefix("sqlite:///")
+
+
+def open_store(
+    database_url: str, *, pool_size: int = 10, timeout: float = 5.0, history_points: int = 100_000
+) -> Store:
+    """The store ``database_url`` names (``pool_size``: connections per process to a server;
+    ``timeout``: the longest any call waits for the database)."""
+    from pathlib import Path
+
     if database_url.startswith("sqlite:///"):
-        return SQLiteStore.from_url(database_url)
-    if database_url.startswith(("postgresql://", "postgres://")):
-        from service.store.postgres import PostgresStore  # psycopg loads only when used
-
-        return PostgresStore.from_url(database_url, max_connections=pool_size)
-    raise ValueError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs yet")
+        dialect: SQLiteDialect | PostgresDialect = SQLiteDialect(
+            Path(sqlite_path(database_url)), timeout
+        )
+    elif database_url.startswith(("postgresql://", "postgres://")):
+        dialect = PostgresDialect(database_url, pool_size, timeout)
+    else:
+        raise ValueError(f"no store backend for {database_url.split(':', 1)[0]!r} URLs")
+    return Store(dialect, history_points=history_points)
 
 
 __all__ = [
     "ACTIVE_STATUSES",
     "FINAL_STATUSES",
+    "Claim",
+    "Idempotency",
+    "IdempotencyKeyTaken",
+    "IdempotencyMismatch",
+    "JobActive",
+    "JobCheckpoint",
     "JobEnded",
     "JobMissing",
     "JobRecord",
@@ -48,10 +77,15 @@ __all__ = [
     "NetworkMeta",
     "NetworkMissing",
     "NetworkRecord",
-    "SQLiteStore",
+    "QuotaExceeded",
     "Store",
     "StoreError",
+    "StoreFull",
+    "StoreUnavailable",
+    "StoredResponse",
     "Update",
     "VersionConflict",
     "open_store",
+    "sqlite_path",
+    "utc_now",
 ]

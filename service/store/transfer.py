@@ -3,7 +3,8 @@ way from the default single process to replicas.
 
 Everything a network is carries over unchanged: its id, owner, name, spec, version (so the
 ETags clients hold stay valid), steps, parameters and optimizer state, history, last
-gradients and timestamps; and every job's record, oldest first. A job still queued or
+gradients and timestamps; and every job's record, oldest first (not its batch: an active job
+does not move, and an ended one has none). A job still queued or
 running in the copy (stop the service first; a crash leaves such jobs behind too) arrives
 failed, saying why: its process does not serve the target. The copy reads one snapshot of
 the source and writes one PostgreSQL transaction, so a failure leaves the target as it was;
@@ -16,21 +17,25 @@ import argparse
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from service.store.base import ACTIVE_STATUSES, utc_now
-from service.store.postgres import PostgresStore
-from service.store.sqlite import SQLiteStore, sqlite_path
+from service.store import open_store, sqlite_path
+from service.store.dialects import PostgresDialect
+from service.store.records import ACTIVE_STATUSES, utc_now
+from service.store.sql import JOB, META
 
-# Rows are streamed, never all held at once: one network's body can be tens of megabytes.
+# Rows are streamed, never all held at once: one network's parameters can be tens of megabytes.
+_NETWORK_COLUMNS = (
+    f"{META}, optimizer_t, params, moments, stored_bytes, history_stride, history_rows"
+)
 _COPIES: tuple[tuple[str, str, str], ...] = (
     (
         "networks",
-        "SELECT id, owner, name, spec, version, steps_trained, body, created_at, updated_at "
-        "FROM networks ORDER BY created_at, rowid",
-        "id, owner, name, spec, version, steps_trained, body, created_at, updated_at",
+        f"SELECT {_NETWORK_COLUMNS} FROM networks ORDER BY created_at, rowid",
+        _NETWORK_COLUMNS,
     ),
     (
         "history",
@@ -42,16 +47,6 @@ _COPIES: tuple[tuple[str, str, str], ...] = (
         "SELECT network_id, version, step, cost, body FROM last_gradients",
         "network_id, version, step, cost, body",
     ),
-)
-_JOBS = (
-    "SELECT j.id, j.network_id, j.owner, j.status, j.step, j.total_steps, j.cost, j.final_cost, "
-    "j.error, j.cancel_requested, coalesce(r.body, j.request), j.created_at, j.started_at, "
-    "j.finished_at FROM jobs AS j LEFT JOIN job_requests AS r ON r.job_id = j.id "
-    "ORDER BY j.created_at, j.rowid"
-)
-_JOB_COLUMNS = (
-    "id, network_id, owner, status, step, total_steps, cost, final_cost, error, "
-    "cancel_requested, runner, request, created_at, started_at, finished_at"
 )
 MOVED = (
     "This job was {status} when its store was copied to PostgreSQL; it did not move with it. "
@@ -70,27 +65,15 @@ def _rows(conn: sqlite3.Connection, query: str) -> Iterator[tuple[Any, ...]]:
 
 
 def _job_row(row: tuple[Any, ...], now: str) -> tuple[Any, ...]:
-    (id_, network_id, owner, status, step, total, cost, final, error, cancel, request) = row[:11]
-    created, started, finished = row[11:]
+    """A job as the target keeps it: an active one fails (its process serves the source),
+    and none keeps its runner (a token of the source's processes)."""
+    values = list(row)
+    status = values[3]
     if status in ACTIVE_STATUSES:
-        status, error, finished = "failed", MOVED.format(status=status), now
-    return (
-        id_,
-        network_id,
-        owner,
-        status,
-        step,
-        total,
-        cost,
-        final,
-        error,
-        bool(cancel),
-        None,  # no runner: leases belong to the source's processes
-        bytes(request),
-        created,
-        started,
-        finished,
-    )
+        values[3], values[8], values[13] = "failed", MOVED.format(status=status), now
+    values[9] = bool(values[9])
+    values[10] = None
+    return tuple(values)
 
 
 def copy_store(source_url: str, target_url: str) -> dict[str, int]:
@@ -100,16 +83,17 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
         raise ValueError(f"the source must be a sqlite:/// URL; received {source_url!r}")
     if not target_url.startswith(("postgresql://", "postgres://")):
         raise ValueError(f"the target must be a postgresql:// URL; received {target_url!r}")
-    path = sqlite_path(source_url)
+    path = Path(sqlite_path(source_url))
     if not path.is_file():
         raise ValueError(f"the source {path} does not exist")
-    SQLiteStore(path).close()  # brings an older file's schema up to date
-    target = PostgresStore.from_url(target_url, max_connections=1)
+    open_store(source_url).close()  # brings an older file's schema up to date
+    target = open_store(target_url, pool_size=1)
+    assert isinstance(target.dialect, PostgresDialect)  # checked above
     counts: dict[str, int] = {}
     try:
         with (
             closing(sqlite3.connect(path, isolation_level=None)) as source,
-            target._transaction() as conn,
+            target.dialect.writing() as conn,
         ):
             source.execute("BEGIN")  # one snapshot of everything, however long the copy
             row = conn.execute("SELECT count(*) FROM networks").fetchone()
@@ -120,8 +104,11 @@ def copy_store(source_url: str, target_url: str) -> dict[str, int]:
             for table, query, columns in _COPIES:
                 counts[table] = _copy_rows(conn, table, columns, _rows(source, query))
             now = utc_now()
-            jobs = (_job_row(row, now) for row in _rows(source, _JOBS))
-            counts["jobs"] = _copy_rows(conn, "jobs", _JOB_COLUMNS, jobs)
+            jobs = (
+                _job_row(row, now)
+                for row in _rows(source, f"SELECT {JOB} FROM jobs ORDER BY created_at, rowid")
+            )
+            counts["jobs"] = _copy_rows(conn, "jobs", JOB, jobs)
     finally:
         target.close()
     return counts
@@ -131,7 +118,7 @@ def _copy_rows(
     conn: psycopg.Connection[Any], table: str, columns: str, rows: Iterator[tuple[Any, ...]]
 ) -> int:
     """COPY ``rows`` into ``table`` (PostgreSQL parses each text value as its column's type:
-    the ISO timestamps, 0/1 integers, blobs)."""
+    the ISO timestamps, integers, blobs)."""
     count = 0
     with conn.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         for row in rows:

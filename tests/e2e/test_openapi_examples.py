@@ -22,8 +22,9 @@ ORDER = [
     ("post", "/networks/{network_id}/jobs"),
     ("get", "/jobs/{job_id}"),
     ("get", "/jobs/{job_id}/events"),  # streams until the job ends
-    ("delete", "/jobs/{job_id}"),  # a finished job: answers its final state
+    ("post", "/jobs/{job_id}/cancel"),  # a finished job: answers its final state
     ("get", "/networks/{network_id}/jobs"),
+    ("delete", "/jobs/{job_id}"),  # removes the ended job
     ("get", "/networks/{network_id}/history.svg"),
     ("get", "/networks/{network_id}/onnx"),
     ("post", "/networks/{network_id}/gradients"),

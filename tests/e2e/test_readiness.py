@@ -41,7 +41,7 @@ def test_readyz_is_503_while_the_store_cannot_be_reached() -> None:
                 down = _wait_for(f"{server.url}/readyz", 503)
                 assert down.status_code == 503
                 assert down.headers["content-type"] == "application/problem+json"
-                assert "store cannot be reached" in down.json()["detail"]
+                assert "store cannot take writes" in down.json()["detail"]
                 assert httpx.get(f"{server.url}/healthz").status_code == 200
             finally:
                 admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(name))

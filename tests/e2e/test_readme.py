@@ -57,13 +57,14 @@ def test_readme_walkthrough_runs(tmp_path: Path) -> None:
     assert '"dW":' in out
     assert '"passed":true' in out
     assert '"predictions":[[0,1,1,0]]' in out
+    assert '"accuracy":1.0' in out
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the job commands use curl")
 def test_readme_job_commands_run(tmp_path: Path) -> None:
     # After the walkthrough (which sets BASE and ID), as a reader would type them: start a
-    # job, follow its events until it ends, poll it, cancel it (already finished: its final
-    # state again), list the network's jobs and save its cost curves.
+    # job, follow its events until it ends, poll it, start a long one and cancel it, list the
+    # network's jobs, remove the first and save the cost curves.
     script = walkthrough() + sh_block("## Training jobs")
     with ServerProcess() as server:
         out = run_script(script, server.url, tmp_path, timeout=300)
@@ -72,7 +73,9 @@ def test_readme_job_commands_run(tmp_path: Path) -> None:
     assert job["total_steps"] == 200_000
     assert "event: progress" in out
     assert "event: succeeded" in out
-    assert out.count('"status":"succeeded"') >= 4  # the event, the poll, the cancel, the list
+    assert out.count('"status":"succeeded"') >= 3  # the event, the poll, the list
+    assert out.count('"status":"cancelled"') >= 2  # the cancel's answer, the list
+    assert "\n204\n" in out  # the ended job removed
     for name in ("cost.svg", "cost-log.svg"):
         svg = (tmp_path / name).read_text()
         assert "<svg" in svg, name

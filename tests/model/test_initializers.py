@@ -41,6 +41,34 @@ def test_seed_1_xavier_is_bit_for_bit_the_course(layer_dims: list[int]) -> None:
         assert W.dtype == np.float64
         assert W.tobytes() == expected[f"W{l}"].tobytes()  # bit for bit, not approximately
         assert b.tobytes() == expected[f"b{l}"].tobytes()
+        assert np.shares_memory(W, network.theta)  # the views of the flat vector
+
+
+def course_seed_3(layers_dims: list[int], he: bool) -> dict[str, np.ndarray]:
+    """The course's other two, with np.random.seed(3): initialize_parameters_he (Improving
+    Deep Neural Networks, Initialization) and the Step by Step initialize_parameters_deep
+    (randn * 0.01)."""
+    saved = np.random.get_state()
+    try:
+        np.random.seed(3)
+        parameters = {}
+        for l in range(1, len(layers_dims)):
+            draw = np.random.randn(layers_dims[l], layers_dims[l - 1])
+            parameters["W" + str(l)] = (
+                draw * np.sqrt(2.0 / layers_dims[l - 1]) if he else draw * 0.01
+            )
+        return parameters
+    finally:
+        np.random.set_state(saved)
+
+
+@pytest.mark.parametrize(("name", "he"), [("he", True), ("scaled_normal", False)])
+def test_seed_3_he_and_scaled_normal_are_bit_for_bit_the_course(name: str, he: bool) -> None:
+    dims = [2, 4, 1]
+    expected = course_seed_3(dims, he)
+    network = create_network(build_spec(dims, initialization=name, seed=3))
+    for l in range(1, len(dims)):
+        assert network.W[l - 1].tobytes() == expected[f"W{l}"].tobytes()
 
 
 def test_model_never_touches_the_global_random_state() -> None:

@@ -1,260 +1,166 @@
-"""Forward, cost and backward: worked examples by hand, fused vs general, shapes, dtypes."""
+"""A network's state (model.network): the flat parameter vector and its views, the moments,
+creation from a seed or from given parameters, replacement, copies."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
 
 from model import (
+    ModelError,
+    Network,
     OptimizerSpec,
     TrainOptions,
     build_spec,
-    compute_cost,
-    compute_gradients,
     create_network,
-    forward,
     replace_parameters,
     train,
-    update_parameters,
 )
-from model.activations import ACTIVATIONS
-from model.losses import LOSSES
-from model.network import backward_pass, forward_pass
+from model.network import MOMENTS, Layout
 
-from .helpers import make_data
+from .helpers import assert_networks_equal, make_data
 
-
-def test_logistic_regression_by_hand() -> None:
-    # One sigmoid unit, two features, two examples (columns):
-    #   x1 = (1, 0), x2 = (2, 1);  W = [0, ln 3], b = 0;  Y = [1, 0]
-    #   Z = W X + b = [0*1 + ln3*0, 0*2 + ln3*1] = [0, ln 3]
-    #   A = sigmoid(Z) = [1/2, 1/(1 + 1/3)] = [1/2, 3/4]
-    #   cost = -(1/2) [1*ln(1/2) + (1-0)*ln(1 - 3/4)] = (ln 2 + ln 4)/2 = 1.5 ln 2
-    #   dZ = A - Y = [-1/2, 3/4]
-    #   dW = (1/2) dZ X^T = (1/2) [-1/2*1 + 3/4*2, -1/2*0 + 3/4*1] = [1/2, 3/8]
-    #   db = (1/2) (-1/2 + 3/4) = 1/8
-    # One gradient-descent step with learning rate 1:
-    #   W = [0 - 1/2, ln 3 - 3/8],  b = -1/8
-    spec = build_spec([2, 1], output_activation="sigmoid")
-    network = create_network(spec, W=[[[0.0, math.log(3)]]], b=[[[0.0]]])
-    X = np.array([[1.0, 2.0], [0.0, 1.0]])
-    Y = np.array([[1.0, 0.0]])
-    cost, cache, grads = compute_gradients(network, X, Y)
-    np.testing.assert_allclose(cache.Z[0], [[0.0, math.log(3)]], rtol=1e-15)
-    np.testing.assert_allclose(cache.A[1], [[0.5, 0.75]], rtol=1e-15)
-    assert cost == pytest.approx(1.5 * math.log(2), rel=1e-15)
-    np.testing.assert_allclose(grads.dW[0], [[0.5, 0.375]], rtol=1e-15)
-    np.testing.assert_allclose(grads.db[0], [[0.125]], rtol=1e-15)
-    updated = update_parameters(network, grads, learning_rate=1.0)
-    np.testing.assert_allclose(updated.W[0], [[-0.5, math.log(3) - 0.375]], rtol=1e-15)
-    np.testing.assert_allclose(updated.b[0], [[-0.125]], rtol=1e-15)
-    assert updated.steps_trained == 1
+DIMS = [4, 3, 2, 1]  # W1 (3, 4), W2 (2, 3), W3 (1, 2); b1 (3, 1), b2 (2, 1), b3 (1, 1)
 
 
-def test_two_layer_network_by_hand() -> None:
-    # relu hidden layer (2 units), linear output, mean squared error; x = 1 and x = 2.
-    #   W1 = [[1], [-1]], b1 = [[0], [1]], W2 = [[2, 3]], b2 = [[-1]], Y = [[3, 5]]
-    #   Z1 = W1 X + b1 = [[1, 2], [0, -1]]      A1 = relu(Z1) = [[1, 2], [0, 0]]
-    #   Z2 = W2 A1 + b2 = [2*1 + 3*0 - 1, 2*2 + 3*0 - 1] = [1, 3] = A2
-    #   cost = (1/(2m)) sum (A2 - Y)^2 = (1/4) ((-2)^2 + (-2)^2) = 2
-    #   dZ2 = A2 - Y = [-2, -2]
-    #   dW2 = (1/2) dZ2 A1^T = (1/2) [-2*1 - 2*2, -2*0 - 2*0] = [-3, 0];  db2 = (1/2)(-4) = -2
-    #   dA1 = W2^T dZ2 = [[2*-2, 2*-2], [3*-2, 3*-2]] = [[-4, -4], [-6, -6]]
-    #   dZ1 = dA1 * relu'(Z1), relu'(Z1) = [[1, 1], [0, 0]] (note relu'(0) = 0)
-    #       = [[-4, -4], [0, 0]]
-    #   dW1 = (1/2) dZ1 X^T = (1/2) [[-4*1 - 4*2], [0]] = [[-6], [0]]
-    #   db1 = (1/2) [[-8], [0]] = [[-4], [0]]
-    spec = build_spec([1, 2, 1], hidden_activation="relu", output_activation="linear")
-    assert spec.loss == "mean_squared_error"
-    network = create_network(spec, W=[[[1.0], [-1.0]], [[2.0, 3.0]]], b=[[[0.0], [1.0]], [[-1.0]]])
-    X = np.array([[1.0, 2.0]])
-    Y = np.array([[3.0, 5.0]])
-    cost, cache, grads = compute_gradients(network, X, Y, keep_intermediate=True)
-    np.testing.assert_array_equal(cache.Z[0], [[1, 2], [0, -1]])
-    np.testing.assert_array_equal(cache.A[1], [[1, 2], [0, 0]])
-    np.testing.assert_array_equal(cache.A[2], [[1, 3]])
-    assert cost == 2.0
-    np.testing.assert_array_equal(grads.dW[1], [[-3, 0]])
-    np.testing.assert_array_equal(grads.db[1], [[-2]])
-    np.testing.assert_array_equal(grads.dW[0], [[-6], [0]])
-    np.testing.assert_array_equal(grads.db[0], [[-4], [0]])
-    assert grads.dA is not None
-    assert grads.dZ is not None
-    np.testing.assert_array_equal(grads.dA[0], [[-4, -4], [-6, -6]])  # dA[1]
-    np.testing.assert_array_equal(grads.dZ[0], [[-4, -4], [0, 0]])  # dZ[1]
-    np.testing.assert_array_equal(grads.dA[1], [[-2, -2]])  # dA[2] = A2 - Y for MSE
-    np.testing.assert_array_equal(grads.dZ[1], [[-2, -2]])
-
-
-def test_l2_by_hand() -> None:
-    # Same logistic unit with lambda = 0.5, m = 2:
-    #   cost += (lambda / (2m)) ||W||^2 = (0.5/4) (0 + ln(3)^2);  dW += (lambda/m) W = [0, ln3/4]
-    spec = build_spec([2, 1], l2_lambda=0.5)
-    network = create_network(spec, W=[[[0.0, math.log(3)]]], b=[[[0.0]]])
-    X = np.array([[1.0, 2.0], [0.0, 1.0]])
-    Y = np.array([[1.0, 0.0]])
-    cost, _, grads = compute_gradients(network, X, Y)
-    assert cost == pytest.approx(1.5 * math.log(2) + 0.125 * math.log(3) ** 2, rel=1e-15)
-    np.testing.assert_allclose(grads.dW[0], [[0.5, 0.375 + math.log(3) / 4]], rtol=1e-15)
-    np.testing.assert_allclose(grads.db[0], [[0.125]], rtol=1e-15)  # biases are not decayed
-
-
-@pytest.mark.parametrize(
-    ("output", "loss", "n_L"),
-    [
-        ("sigmoid", "binary_cross_entropy", 1),
-        ("sigmoid", "binary_cross_entropy", 3),
-        ("softmax", "categorical_cross_entropy", 4),
-        ("linear", "mean_squared_error", 2),
-    ],
-)
-def test_fused_output_gradient_equals_general_chain_rule(output: str, loss: str, n_L: int) -> None:
-    spec = build_spec([3, 4, n_L], output_activation=output, loss=loss, seed=2)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam"])
+def test_a_new_network_is_one_flat_vector_with_views(optimizer: str, dtype: str) -> None:
+    spec = build_spec(DIMS, dtype=dtype, seed=4, optimizer=OptimizerSpec(name=optimizer))
     network = create_network(spec)
-    X, Y = make_data(spec, 7, seed=3)
-    cache = forward(network, X)
-    AL, ZL = cache.A[-1], cache.Z[-1]
-    fused = AL - Y
-    general = ACTIVATIONS[output].backward(LOSSES[loss].gradient(AL, Y), ZL, AL, None)
-    np.testing.assert_allclose(general, fused, rtol=1e-12, atol=1e-15)
-    # ... and the cost from logits equals the cost from A where A is not saturated.
-    from_logits = compute_cost(network, AL, Y, ZL=ZL)
-    from_A = compute_cost(network, AL, Y)
-    assert from_logits == pytest.approx(from_A, rel=1e-12)
+    size = 3 * 4 + 2 * 3 + 1 * 2 + 3 + 2 + 1
+    assert spec.parameter_count == network.layout.size == size == 26
+    assert network.theta.shape == (size,)
+    assert network.theta.dtype == dtype
+    k = {"gd": 0, "momentum": 1, "adam": 2}[optimizer]
+    assert network.moments.shape == (k, size)
+    assert network.moments.dtype == dtype
+    assert not network.moments.any()
+    assert (network.optimizer_t, network.steps_trained) == (0, 0)
+    assert [w.shape for w in network.W] == [(3, 4), (2, 3), (1, 2)]
+    assert [x.shape for x in network.b] == [(3, 1), (2, 1), (1, 1)]
+    # Laid out [W1, ..., WL, b1, ..., bL], each view C-contiguous and writing through.
+    pieces = [w.ravel() for w in network.W] + [x.ravel() for x in network.b]
+    np.testing.assert_array_equal(np.concatenate(pieces), network.theta)
+    for view in [*network.W, *network.b]:
+        assert np.shares_memory(view, network.theta)
+        assert view.flags.c_contiguous
+        assert view.dtype == dtype
+    network.W[1][0, 2] = 7.0
+    assert network.theta[12 + 2] == 7.0
+    network.b[2][0, 0] = -3.0
+    assert network.theta[-1] == -3.0
+    assert list(network.moment_views) == list(MOMENTS[optimizer])
+    for W, b in network.moment_views.values():
+        assert [w.shape for w in W] == [(3, 4), (2, 3), (1, 2)]
+        assert [x.shape for x in b] == [(3, 1), (2, 1), (1, 1)]
+        assert all(np.shares_memory(a, network.moments) for a in [*W, *b])
 
 
-def test_cache_and_gradient_shapes_and_indexing() -> None:
-    spec = build_spec([5, 4, 3, 2], output_activation="softmax", l2_lambda=0.1, seed=4)
-    network = create_network(spec)
-    X, Y = make_data(spec, 6)
-    cost, cache, grads = compute_gradients(network, X, Y, keep_intermediate=True)
-    assert math.isfinite(cost)
-    assert len(cache.A) == 4
-    assert cache.A[0] is not None
-    assert len(cache.Z) == 3
-    np.testing.assert_array_equal(cache.A[0], X)
-    assert grads.dA is not None
-    assert grads.dZ is not None
-    for l in range(1, 4):
-        n_l, n_prev = spec.layer_dims[l], spec.layer_dims[l - 1]
-        assert cache.Z[l - 1].shape == cache.A[l].shape == (n_l, 6)
-        assert grads.dW[l - 1].shape == network.W[l - 1].shape == (n_l, n_prev)
-        assert grads.db[l - 1].shape == (n_l, 1)
-        assert grads.dZ[l - 1].shape == grads.dA[l - 1].shape == (n_l, 6)
-    # dW[l] = (1/m) dZ[l] A[l-1]^T + (lambda/m) W[l]: the per-example convention
-    for l in range(1, 4):
-        expected = grads.dZ[l - 1] @ cache.A[l - 1].T / 6 + 0.1 / 6 * network.W[l - 1]
-        np.testing.assert_allclose(grads.dW[l - 1], expected, rtol=1e-13)
+def test_layout_views_and_layer_of() -> None:
+    layout = Layout(build_spec(DIMS))
+    assert layout.W_shapes == [(3, 4), (2, 3), (1, 2)]
+    assert layout.b_shapes == [(3, 1), (2, 1), (1, 1)]
+    assert layout.n_W == 20
+    vector = np.arange(26.0)
+    W, b = layout.views(vector)
+    np.testing.assert_array_equal(W[0], np.arange(12.0).reshape(3, 4))
+    np.testing.assert_array_equal(b[0], [[20.0], [21.0], [22.0]])
+    flat = layout.flat(vector)
+    assert flat.vector is vector
+    assert all(np.shares_memory(a, vector) for a in [*flat.W, *flat.b])
+    np.testing.assert_array_equal(
+        layout.layer_of(), [0] * 12 + [1] * 6 + [2] * 2 + [0] * 3 + [1] * 2 + [2]
+    )
 
 
-def test_without_keep_intermediate_no_dZ_dA() -> None:
-    spec = build_spec([3, 2, 1])
-    _, _, grads = compute_gradients(create_network(spec), *make_data(spec, 4))
-    assert grads.dZ is None
-    assert grads.dA is None
+def test_biases_start_at_zero() -> None:
+    network = create_network(build_spec(DIMS, seed=1))
+    assert all(not x.any() for x in network.b)
 
 
-def test_softmax_accepts_class_indices() -> None:
-    spec = build_spec([3, 4, 3], output_activation="softmax", seed=1)
-    network = create_network(spec)
-    X, _ = make_data(spec, 4)
-    indices = np.array([[0, 2, 1, 2]])
-    one_hot = np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 1]], dtype=float)
-    a = compute_gradients(network, X, indices)
-    b = compute_gradients(network, X, one_hot)
-    assert a[0] == b[0]
-    np.testing.assert_array_equal(a[2].dW[0], b[2].dW[0])
-
-
-def test_float32_stays_float32() -> None:
-    spec = build_spec([4, 3, 2], output_activation="softmax", dtype="float32", l2_lambda=0.1)
-    network = create_network(spec)
-    X, Y = make_data(spec, 5)  # float64 data, cast once
-    _, cache, grads = compute_gradients(network, X, Y, keep_intermediate=True)
-    assert grads.dZ is not None
-    assert grads.dA is not None
-    arrays = [*network.W, *network.b, *cache.Z, *cache.A, *grads.dW, *grads.db]
-    arrays += [*grads.dZ, *grads.dA]
-    assert all(a.dtype == np.float32 for a in arrays)
-    updated = update_parameters(network, grads)
-    assert all(a.dtype == np.float32 for a in [*updated.W, *updated.b])
-
-
-def test_inputs_are_not_mutated_and_results_do_not_alias() -> None:
-    spec = build_spec([3, 4, 1], activations=["linear", "linear"], seed=1)
-    network = create_network(spec)
-    X, Y = make_data(spec, 5)
-    X_before, W_before = X.copy(), [w.copy() for w in network.W]
-    _, _cache, grads = compute_gradients(network, X, Y)
-    updated = update_parameters(network, grads)
-    np.testing.assert_array_equal(X, X_before)
-    for w, before, new in zip(network.W, W_before, updated.W, strict=True):
-        np.testing.assert_array_equal(w, before)
-        assert not np.shares_memory(w, new)
-    assert network.steps_trained == 0
-
-
-def test_create_network_copies_given_parameters() -> None:
-    spec = build_spec([2, 1])
-    W = [np.array([[1.0, 2.0]])]
-    b = [np.array([[0.5]])]
+def test_given_parameters_are_validated_copied_and_cast() -> None:
+    spec = build_spec([2, 1], dtype="float32")
+    W = [np.array([[1, 2]])]  # integers
+    b = [[[0.5]]]  # nested lists
     network = create_network(spec, W=W, b=b)
-    W[0][0, 0] = 99.0
+    assert network.theta.dtype == np.float32
+    np.testing.assert_array_equal(network.theta, [1.0, 2.0, 0.5])
+    W[0][0, 0] = 99
     assert network.W[0][0, 0] == 1.0
+    given = np.array([[1.0, 2.0]])
+    again = create_network(build_spec([2, 1]), W=[given], b=[np.zeros((1, 1))])
+    assert not np.shares_memory(again.W[0], given)
 
 
-def test_replace_parameters_resets_optimizer_state_keeps_steps() -> None:
+def test_replace_parameters_resets_the_optimizer_and_keeps_the_steps() -> None:
     spec = build_spec([3, 2, 1], optimizer=OptimizerSpec(name="adam", learning_rate=0.01))
     X, Y = make_data(spec, 8)
     trained = train(create_network(spec), X, Y, TrainOptions(epochs=3)).network
-    assert trained.optimizer_t == 3
-    assert trained.steps_trained == 3
-    assert np.any(trained.optimizer_state["vW"][0])
-    replaced = replace_parameters(
-        trained, W=[np.ones((2, 3)), np.ones((1, 2))], b=[np.zeros((2, 1)), np.zeros((1, 1))]
-    )
-    assert replaced.steps_trained == 3
-    assert replaced.optimizer_t == 0
-    assert all(not a.any() for v in replaced.optimizer_state.values() for a in v)
-    assert trained.optimizer_t == 3  # the input is untouched
+    assert (trained.optimizer_t, trained.steps_trained) == (3, 3)
+    assert trained.moments.any()
+    before = trained.copy()
+    W = [np.ones((2, 3)), np.ones((1, 2))]
+    b = [np.zeros((2, 1)), np.zeros((1, 1))]
+    replaced = replace_parameters(trained, W, b)
+    assert replaced is not trained
+    assert replaced.spec == spec
+    assert (replaced.optimizer_t, replaced.steps_trained) == (0, 3)
+    assert not replaced.moments.any()
+    np.testing.assert_array_equal(replaced.W[0], W[0])
+    assert_networks_equal(trained, before)  # the input is untouched
 
 
-def test_network_copy_is_deep() -> None:
+def test_copy_is_deep() -> None:
     spec = build_spec([3, 2, 1], optimizer=OptimizerSpec(name="momentum"))
     network = create_network(spec)
+    network.optimizer_t, network.steps_trained = 2, 5
     copy = network.copy()
+    assert_networks_equal(copy, network)
+    assert not np.shares_memory(copy.theta, network.theta)
+    assert not np.shares_memory(copy.moments, network.moments)
     copy.W[0][0, 0] += 1
-    copy.optimizer_state["vW"][0][0, 0] += 1
+    copy.moment_views["v"][0][0][0, 0] += 1
     assert network.W[0][0, 0] != copy.W[0][0, 0]
-    assert network.optimizer_state["vW"][0][0, 0] == 0
+    assert network.moments[0, 0] == 0
+
+
+def test_empty_like_and_copy_into() -> None:
+    spec = build_spec([3, 2, 1], optimizer=OptimizerSpec(name="adam"), dtype="float32")
+    network = create_network(spec)
+    network.moments[...] = 0.5
+    network.optimizer_t, network.steps_trained = 4, 9
+    empty = network.empty_like()
+    assert empty.spec == spec
+    assert empty.theta.shape == network.theta.shape
+    assert empty.moments.shape == network.moments.shape
+    assert empty.theta.dtype == empty.moments.dtype == np.float32
+    assert (empty.optimizer_t, empty.steps_trained) == (0, 0)
+    assert not np.shares_memory(empty.theta, network.theta)
+    theta, moments = empty.theta, empty.moments
+    assert network.copy_into(empty) is empty
+    assert empty.theta is theta  # written into, not replaced
+    assert empty.moments is moments
+    assert_networks_equal(empty, network)
+
+
+@pytest.mark.parametrize(
+    ("theta", "moments"),
+    [((18,), (1, 19)), ((19,), (2, 19)), ((19,), (19,)), ((20,), (1, 20))],
+)
+def test_a_network_of_the_wrong_size_is_refused(
+    theta: tuple[int, ...], moments: tuple[int, ...]
+) -> None:
+    spec = build_spec([4, 3, 1], optimizer=OptimizerSpec(name="momentum"))  # 19 parameters
+    with pytest.raises(ModelError) as caught:
+        Network(spec, np.zeros(theta), np.zeros(moments))
+    assert str(caught.value) == (
+        "A momentum network of 19 parameters needs theta (19,) and moments (1, 19); "
+        f"received {theta} and {moments}."
+    )
 
 
 def test_parameter_count() -> None:
     assert build_spec([12288, 20, 7, 5, 1]).parameter_count == (
         12288 * 20 + 20 + 20 * 7 + 7 + 7 * 5 + 5 + 5 * 1 + 1
     )
-
-
-def test_cost_functions_from_logits_match_definitions() -> None:
-    Z = np.array([[-3.0, 0.5, 2.0]])
-    Y = np.array([[0.0, 1.0, 1.0]])
-    A = 1 / (1 + np.exp(-Z))
-    bce = LOSSES["binary_cross_entropy"]
-    assert bce.logit_cost is not None
-    expected = -np.sum(Y * np.log(A) + (1 - Y) * np.log(1 - A))
-    assert bce.logit_cost(Z, Y) == pytest.approx(expected, rel=1e-14)
-    assert bce.cost(A, Y) == pytest.approx(expected, rel=1e-14)
-
-
-def test_plain_forward_pass_matches_definition() -> None:
-    spec = build_spec([3, 4, 2], activations=["tanh", "sigmoid"], seed=9)
-    network = create_network(spec)
-    X, _ = make_data(spec, 5)
-    cache = forward_pass(spec, network.W, network.b, X)
-    A1 = np.tanh(network.W[0] @ X + network.b[0])
-    A2 = 1 / (1 + np.exp(-(network.W[1] @ A1 + network.b[1])))
-    np.testing.assert_allclose(cache.A[2], A2, rtol=1e-14)
-    grads = backward_pass(spec, network.W, cache, np.ones((2, 5)), keep_intermediate=False)
-    assert len(grads.dW) == 2

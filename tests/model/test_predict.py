@@ -1,4 +1,4 @@
-"""Prediction and evaluation."""
+"""Prediction and evaluation (model.predict): outputs, labels, accuracy, the cost."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import pytest
 
 from model import build_spec, compute_gradients, create_network, evaluate, predict
 
-from .helpers import make_data
+from . import oracle
+from .helpers import assert_networks_equal, make_data, with_biases
 
 
 def test_sigmoid_predictions_and_accuracy_by_hand() -> None:
-    # The logistic unit of test_network: A = sigmoid([0, ln 3]) = [0.5, 0.75].
+    # The logistic unit of test_propagation: A = sigmoid([0, ln 3]) = [0.5, 0.75].
     # (A > 0.5) = [0, 1]: exactly 0.5 is not above 0.5. Against Y = [1, 0] both are wrong.
     network = create_network(build_spec([2, 1]), W=[[[0.0, math.log(3)]]], b=[[[0.0]]])
     X = np.array([[1.0, 2.0], [0.0, 1.0]])
@@ -26,6 +27,15 @@ def test_sigmoid_predictions_and_accuracy_by_hand() -> None:
     assert accuracy == 0.0
     assert m == 2
     assert evaluate(network, X, [[0, 1]])[1] == 1.0
+    assert evaluate(network, X, [[1, 1]])[1] == 0.5
+
+
+def test_predict_is_the_oracles_forward_pass() -> None:
+    spec = build_spec([4, 5, 3, 2], activations=["tanh", "leaky_relu", "softmax"], seed=9)
+    network = with_biases(spec, seed=9)
+    X, Y = make_data(spec, 6)
+    A, _ = predict(network, X)
+    np.testing.assert_allclose(A, oracle.gradients(network, X, Y).A[-1], rtol=1e-13)
 
 
 def test_sigmoid_accuracy_counts_entries() -> None:
@@ -46,10 +56,11 @@ def test_softmax_predictions_are_class_indices() -> None:
     assert A.shape == (3, 7)
     np.testing.assert_allclose(A.sum(axis=0), 1.0)
     assert predictions.shape == (1, 7)
+    assert predictions.dtype == np.int64
     np.testing.assert_array_equal(predictions[0], np.argmax(A, axis=0))
     cost, accuracy, m = evaluate(network, X, Y)
     assert accuracy == pytest.approx(np.mean(predictions[0] == np.argmax(Y, axis=0)))
-    assert cost == compute_gradients(network, X, Y)[0]
+    assert cost == compute_gradients(network, X, Y).cost
     assert m == 7
     assert evaluate(network, X, predictions)[1] == 1.0  # class-index labels are accepted
 
@@ -61,14 +72,46 @@ def test_regression_outputs_predict_A_and_have_no_accuracy(output: str) -> None:
     X, Y = make_data(spec, 4)
     A, predictions = predict(network, X)
     np.testing.assert_array_equal(predictions, A)
-    assert not np.shares_memory(predictions, A)
     cost, accuracy, _ = evaluate(network, X, Y)
     assert accuracy is None
-    assert cost == compute_gradients(network, X, Y)[0]  # the cost includes L2
+    assert cost == compute_gradients(network, X, Y).cost  # the cost includes L2
 
 
-def test_float32_prediction() -> None:
-    spec = build_spec([3, 2, 1], dtype="float32")
+def test_prediction_and_evaluation_never_use_dropout() -> None:
+    dims = [3, 6, 1]
+    with_dropout = with_biases(build_spec(dims, keep_prob=0.5, seed=1), seed=1)
+    without = create_network(build_spec(dims, seed=1), with_dropout.W, with_dropout.b)
+    X, Y = make_data(without.spec, 8)
+    A, predictions = predict(with_dropout, X)
+    A_plain, predictions_plain = predict(without, X)
+    np.testing.assert_array_equal(A, A_plain)
+    np.testing.assert_array_equal(predictions, predictions_plain)
+    assert evaluate(with_dropout, X, Y) == evaluate(without, X, Y)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_inputs_are_not_mutated_and_results_are_new(dtype: str) -> None:
+    spec = build_spec([3, 2, 1], output_activation="linear", dtype=dtype)
+    network = with_biases(spec)
+    before = network.copy()
+    X, Y = make_data(spec, 4)
+    X = X.astype(dtype)
+    X_before = X.copy()
+    A, _ = predict(network, X)
+    evaluate(network, X, Y)
+    np.testing.assert_array_equal(X, X_before)
+    assert_networks_equal(network, before)
+    for held in (X, network.theta):
+        assert not np.shares_memory(A, held)
+    A_again, _ = predict(network, X)
+    assert not np.shares_memory(A, A_again)  # each call its own buffers
+
+
+@pytest.mark.parametrize("output", ["sigmoid", "softmax", "tanh"])
+def test_float32_prediction(output: str) -> None:
+    spec = build_spec([3, 2, 2], output_activation=output, dtype="float32")
     A, predictions = predict(create_network(spec), np.ones((3, 2)))
     assert A.dtype == np.float32
-    assert predictions.dtype == np.int64
+    assert predictions.dtype == (np.float32 if output == "tanh" else np.int64)
+    cost, _, _ = evaluate(create_network(spec), np.ones((3, 2)), [[0, 1], [1, 0]])
+    assert isinstance(cost, float)

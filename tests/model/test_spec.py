@@ -1,4 +1,4 @@
-"""Specs: defaults, derived properties, and the dict round trip."""
+"""Specs: defaults, derived properties, dropout, and the dict round trip."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from model import (
     INITIALIZATION_NAMES,
     LOSS_NAMES,
     OPTIMIZER_NAMES,
+    DropoutSpec,
     ModelError,
     NetworkSpec,
     OptimizerSpec,
@@ -37,6 +38,7 @@ def test_defaults_follow_the_api() -> None:
     assert spec.dtype == "float64"
     assert spec.optimizer == OptimizerSpec("gd", 0.0075)
     assert spec.l2_lambda == 0.0
+    assert spec.dropout is None
     assert (spec.L, spec.n_x, spec.n_L) == (4, 12288, 1)
     assert spec.np_dtype == np.dtype(np.float64)
 
@@ -95,9 +97,41 @@ def test_to_dict_and_back() -> None:
             "epsilon": 1e-8,
         },
         "l2_lambda": 0.5,
+        "dropout": None,
     }
     assert NetworkSpec.from_dict(d) == spec
     assert hash(NetworkSpec.from_dict(d)) == hash(spec)
+
+
+def test_to_dict_and_back_with_dropout() -> None:
+    spec = build_spec([4, 3, 5, 1], keep_prob=[0.5, 1], dropout_seed=7)
+    d = spec.to_dict()
+    assert d["dropout"] == {"keep_prob": [0.5, 1.0], "seed": 7}
+    again = NetworkSpec.from_dict(d)
+    assert again == spec
+    assert hash(again) == hash(spec)
+    assert again.dropout == DropoutSpec(keep_prob=(0.5, 1.0), seed=7)
+
+
+def test_a_dict_stored_before_dropout_existed_has_no_dropout() -> None:
+    spec = build_spec([4, 3, 1], seed=2)
+    old = {k: v for k, v in spec.to_dict().items() if k != "dropout"}
+    assert NetworkSpec.from_dict(old) == spec
+    assert NetworkSpec.from_dict(old).dropout is None
+
+
+def test_one_keep_prob_applies_to_every_hidden_layer() -> None:
+    spec = build_spec([4, 3, 5, 6, 1], keep_prob=0.8, dropout_seed=3)
+    assert spec.dropout == DropoutSpec(keep_prob=(0.8, 0.8, 0.8), seed=3)
+    assert isinstance(spec.dropout.keep_prob, tuple)
+    assert build_spec([4, 3, 1], keep_prob=1).dropout == DropoutSpec((1.0,), 0)
+    assert build_spec([4, 3, 1]).dropout is None  # no keep_prob: no dropout
+
+
+def test_dropout_leaves_parameters_and_their_count_alone() -> None:
+    with_dropout = build_spec([4, 3, 1], keep_prob=0.5)
+    assert with_dropout.parameter_count == build_spec([4, 3, 1]).parameter_count == 19
+    assert with_dropout != build_spec([4, 3, 1])
 
 
 def test_spec_normalizes_sequences_and_numpy_integers() -> None:
@@ -132,3 +166,40 @@ def test_from_dict_refuses_unknown_or_missing_keys() -> None:
         NetworkSpec.from_dict({k: v for k, v in d.items() if k != "loss"})
     with pytest.raises(ModelError, match="Unknown optimizer field"):
         NetworkSpec.from_dict({**d, "optimizer": {"name": "gd", "momentum": 0.9}})
+
+
+@pytest.mark.parametrize(
+    ("dropout", "message"),
+    [
+        ([0.5], "dropout must be a mapping or null; received [0.5]"),
+        ({"keep_prob": [0.5]}, "exactly the keys keep_prob, seed; received ['keep_prob']"),
+        ({"keep_prob": [0.5], "seed": 0, "rate": 1}, "received ['keep_prob', 'rate', 'seed']"),
+        ({"keep_prob": [0.5, 0.5], "seed": 0}, "one per hidden layer (L - 1 = 1); received 2"),
+        ({"keep_prob": [0.0], "seed": 0}, "keep_prob[0] must be a finite number in (0, 1]"),
+        ({"keep_prob": 0.5, "seed": 0}, "keep_prob must be a list of numbers; received 0.5"),
+        ({"keep_prob": [0.5], "seed": -1}, "dropout seed must be an integer in [0, 4294967295]"),
+    ],
+)
+def test_from_dict_refuses_a_bad_dropout(dropout: object, message: str) -> None:
+    d = {**build_spec([3, 2, 1]).to_dict(), "dropout": dropout}
+    with pytest.raises(ModelError) as caught:
+        NetworkSpec.from_dict(d)
+    assert message in str(caught.value)
+
+
+def test_optimizer_spec_to_dict_keeps_the_fields_it_uses() -> None:
+    assert OptimizerSpec().to_dict() == {"name": "gd", "learning_rate": 0.0075}
+    assert OptimizerSpec(name="momentum", beta=0.8).to_dict() == {
+        "name": "momentum",
+        "learning_rate": 0.0075,
+        "beta": 0.8,
+    }
+    assert OptimizerSpec(name="adam").to_dict() == {
+        "name": "adam",
+        "learning_rate": 0.0075,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "epsilon": 1e-8,
+    }
+    adam = OptimizerSpec(name="adam", learning_rate=0.5, beta1=0.8)
+    assert OptimizerSpec.from_dict(adam.to_dict()) == adam

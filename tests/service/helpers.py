@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from service.core.settings import Settings
 from service.main import create_app
-from service.settings import Settings
 from service.store import Store
 
 PROBLEM_JSON = "application/problem+json"

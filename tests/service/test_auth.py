@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.auth import owner_of
+from service.core.auth import owner_of
+from service.core.settings import Settings
 from service.main import create_app
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.store import open_store
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +25,7 @@ async def keyed(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="alice-key, bob-key"
     )
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     async with app_client(settings, store) as client:
         yield client
     store.close()
@@ -101,7 +101,7 @@ def test_owner_ids_are_digests_not_keys() -> None:
 
 def test_open_service_warns_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'open.db'}")
-    app = create_app(settings, SQLiteStore.from_url(settings.database_url))
+    app = create_app(settings, open_store(settings.database_url))
     with caplog.at_level(logging.WARNING, logger="backprop.auth"):
         logging.getLogger("backprop").propagate = True
         try:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from service.errors import is_v2
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.core.errors import is_v2
+from service.core.settings import Settings
+from service.store import Store
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem, create
 
 pytestmark = pytest.mark.anyio
@@ -20,13 +21,23 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/readyz")).json() == {"status": "ready"}
 
 
-async def test_readyz_fails_when_the_store_is_gone(settings: Settings, store: SQLiteStore) -> None:
-    class Broken(SQLiteStore):
-        def ping(self) -> None:
-            raise OSError("disk unplugged")
+async def test_readyz_fails_when_the_store_is_gone(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unplugged(text: str, params: object = (), *, binary: bool = False) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
 
-    async with app_client(settings, Broken(store.path)) as client:
-        assert_problem(await client.get("/readyz"), 503, "disk unplugged")
+    async with app_client(settings, store) as client:
+        monkeypatch.setattr(store, "_read", unplugged)
+        assert_problem(await client.get("/readyz"), 503, "disk I/O error")
+
+
+async def test_readyz_fails_while_the_disk_is_full(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with app_client(settings, store) as client:
+        monkeypatch.setattr(store.dialect, "free_bytes", lambda: 4096)
+        assert_problem(await client.get("/readyz"), 503, "4096 bytes are left")
 
 
 async def test_unknown_path_and_method_are_problems(client: httpx.AsyncClient) -> None:
@@ -45,7 +56,7 @@ async def test_body_that_is_not_json_is_400(client: httpx.AsyncClient) -> None:
 
 
 async def test_body_over_the_limit_is_413_before_reading_it(
-    settings: Settings, store: SQLiteStore
+    settings: Settings, store: Store
 ) -> None:
     small = Settings(database_url=settings.database_url, max_body_bytes=2048)
     async with app_client(small, store) as client:

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from model import compute_gradients
-from service.store import SQLiteStore
+from service.store import Store
 from tests.service.helpers import XOR_X, XOR_Y, assert_problem, b64, create, unb64
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_gradients_include_everything_with_the_notations_shapes(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client, layer_dims=[2, 4, 3, 1])
     body = {"X": XOR_X, "Y": XOR_Y, "include": ["Z", "A", "dZ", "dA", "dW", "db"]}
@@ -24,10 +24,8 @@ async def test_gradients_include_everything_with_the_notations_shapes(
     assert answer["version"] == 1
     assert response.headers["etag"] == '"1"'
     network = store.get_network(net["id"], "").network
-    cost, _, grads = compute_gradients(
-        network, np.array(XOR_X), np.array(XOR_Y), keep_intermediate=True
-    )
-    assert answer["cost"] == pytest.approx(cost, rel=1e-12)
+    grads = compute_gradients(network, np.array(XOR_X), np.array(XOR_Y), intermediate=True)
+    assert answer["cost"] == pytest.approx(grads.cost, rel=1e-12)
     dims = [2, 4, 3, 1]
     for l, layer in enumerate(answer["layers"], start=1):
         assert layer["layer"] == l

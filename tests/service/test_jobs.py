@@ -24,9 +24,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from model import Network, TrainOptions, train
+from service.core.settings import Settings
 from service.main import create_app
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.store import Store, open_store
 from tests.service.helpers import XOR_X, XOR_Y, assert_problem, create
 from tests.support.server import free_port
 
@@ -46,7 +46,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, store: SQLiteStore) -> Iterator[FastAPI]:
+def app(settings: Settings, store: Store) -> Iterator[FastAPI]:
     # The ASGI transport runs no lifespan: the manager starts with the first job, and stops here.
     app = create_app(settings, store)
     yield app
@@ -127,7 +127,7 @@ def assert_same_parameters(saved: Network, expected: Network) -> None:
 
 
 async def test_a_job_runs_to_the_end_like_synchronous_training(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client)
     before = store.get_network(net["id"], "").network
@@ -196,7 +196,7 @@ async def test_running_job_reports_progress_and_other_calls_keep_answering(
     assert (await client.get("/networks")).status_code == 200
     later = await get_json(client, f"/jobs/{job['id']}")
     assert later["step"] >= running["step"]
-    await client.delete(f"/jobs/{job['id']}")
+    await client.post(f"/jobs/{job['id']}/cancel")
 
 
 async def test_a_finished_jobs_stream_is_its_final_event_at_once(
@@ -224,7 +224,7 @@ async def test_events_of_a_whole_job_are_ordered_with_one_final_event(
 
     async def cancel_soon() -> None:
         await anyio.sleep(1.2)
-        await client.delete(f"/jobs/{job['id']}")
+        await client.post(f"/jobs/{job['id']}/cancel")
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(cancel_soon)
@@ -236,7 +236,8 @@ async def test_events_of_a_whole_job_are_ordered_with_one_final_event(
     assert set(names[:-1]) == {"progress"}
     assert len(names) >= 3
     progress = [data for _, data in events[:-1]]
-    assert all(set(p) == {"step", "total_steps", "cost", "elapsed_s", "eta_s"} for p in progress)
+    keys = {"step", "total_steps", "cost", "elapsed_s", "eta_s", "version"}
+    assert all(set(p) == keys for p in progress)
     steps = [p["step"] for p in progress]
     assert steps == sorted(steps)
     assert steps[0] > 0
@@ -251,7 +252,7 @@ async def test_events_of_a_whole_job_are_ordered_with_one_final_event(
 
 
 async def test_cancel_stops_within_a_second_and_keeps_the_last_step(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     net = await create(client)
     before = store.get_network(net["id"], "").network
@@ -259,7 +260,7 @@ async def test_cancel_stops_within_a_second_and_keeps_the_last_step(
     await wait_job(client, job["id"], running_with_steps)
 
     started = time.monotonic()
-    response = await client.delete(f"/jobs/{job['id']}")
+    response = await client.post(f"/jobs/{job['id']}/cancel")
     assert response.status_code == 202, response.text
     cancelled = await wait_job(client, job["id"], finished)
     assert time.monotonic() - started < 1.0
@@ -276,7 +277,7 @@ async def test_cancel_stops_within_a_second_and_keeps_the_last_step(
     assert_same_parameters(store.get_network(net["id"], "").network, replay(before, steps))
 
     # Idempotent: cancelling a finished job answers its final state and changes nothing.
-    again = await client.delete(f"/jobs/{job['id']}")
+    again = await client.post(f"/jobs/{job['id']}/cancel")
     assert again.status_code == 202
     assert again.json() == {**cancelled, "elapsed_s": again.json()["elapsed_s"]}
     assert (await get_json(client, f"/networks/{net['id']}"))["version"] == network["version"]
@@ -308,21 +309,21 @@ async def test_a_job_holds_its_network_against_every_other_writer(
         ),
         await client.post(f"/networks/{net['id']}/jobs", json={"X": XOR_X, "Y": XOR_Y}),
     ):
-        assert_problem(response, 409, job["id"], "busy", f"DELETE /jobs/{job['id']}")
-    await client.delete(f"/jobs/{job['id']}")
+        assert_problem(response, 409, job["id"], "busy", f"POST /jobs/{job['id']}/cancel")
+    await client.post(f"/jobs/{job['id']}/cancel")
     assert (
         await client.post(f"/networks/{net['id']}/jobs", json={"X": XOR_X, "Y": XOR_Y})
     ).status_code == 202
 
 
 async def test_the_store_refuses_writes_to_a_held_network_across_connections(
-    client: httpx.AsyncClient, store: SQLiteStore, settings: Settings
+    client: httpx.AsyncClient, store: Store, settings: Settings
 ) -> None:
     # A second store on the same file stands for another process: the check is in SQLite.
-    from service.store import JobRequest, NetworkBusy, Update
+    from service.store import JobCheckpoint, JobRequest, NetworkBusy, Update
 
     net = await create(client)
-    other = SQLiteStore.from_url(settings.database_url)
+    other = open_store(settings.database_url)
     try:
         record = other.get_network(net["id"], "")
         request = JobRequest(X=np.array(XOR_X), Y=np.array(XOR_Y), options=TrainOptions())
@@ -332,12 +333,13 @@ async def test_the_store_refuses_writes_to_a_held_network_across_connections(
         assert busy.value.job_id == "job-a"
         with pytest.raises(NetworkBusy):
             other.create_job("job-b", net["id"], "", request, 1, "nobody")
+        assert store.claim_job("job-a", "nobody", attempt=0) is not None
+        assert other.claim_job("job-a", "somebody", attempt=0) is None  # one claimer wins
+        checkpoint = JobCheckpoint("job-a", 1, 0, None)
         committed = other.commit_update(
-            net["id"], "", record.meta.version, Update(record.network, job_id="job-a")
+            net["id"], "", record.meta.version, Update(record.network, job=checkpoint)
         )
         assert committed.meta.version == record.meta.version + 1
-        assert store.claim_job("job-a", "nobody") is not None
-        assert other.claim_job("job-a", "somebody") is None  # one claimer wins
     finally:
         other.close()
 
@@ -363,7 +365,7 @@ async def test_bad_job_requests(client: httpx.AsyncClient) -> None:
 
 
 async def test_divergence_fails_the_job_and_keeps_the_last_finite_parameters(
-    client: httpx.AsyncClient, store: SQLiteStore
+    client: httpx.AsyncClient, store: Store
 ) -> None:
     spec = {"layer_dims": [1, 1], "output_activation": "linear", "seed": 3}
     body = {"X": [[10.0, -20.0, 30.0]], "Y": [[1.0, 2.0, 3.0]], "epochs": 10_000}
@@ -388,7 +390,7 @@ async def test_divergence_fails_the_job_and_keeps_the_last_finite_parameters(
 
 async def test_jobs_beyond_the_limit_wait_queued(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'one.db'}", max_concurrent_jobs=1)
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     app = create_app(settings, store)
     try:
         transport = httpx.ASGITransport(app=app)
@@ -406,13 +408,13 @@ async def test_jobs_beyond_the_limit_wait_queued(tmp_path: Path) -> None:
             assert waiting["eta_seconds"] is None
 
             # A queued job is cancelled at once, without ever running.
-            gone = await client.delete(f"/jobs/{third['id']}")
+            gone = await client.post(f"/jobs/{third['id']}/cancel")
             assert gone.json()["status"] == "cancelled"
             assert gone.json()["started_at"] is None
 
-            await client.delete(f"/jobs/{first['id']}")
+            await client.post(f"/jobs/{first['id']}/cancel")
             await wait_job(client, second["id"], running_with_steps)
-            await client.delete(f"/jobs/{second['id']}")
+            await client.post(f"/jobs/{second['id']}/cancel")
             assert (await get_json(client, f"/networks/{third_net['id']}"))["steps_trained"] == 0
     finally:
         app.state.jobs.stop(timeout=10)
@@ -421,7 +423,7 @@ async def test_jobs_beyond_the_limit_wait_queued(tmp_path: Path) -> None:
 
 async def test_another_owners_job_is_404(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="alice,bob")
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     app = create_app(settings, store)
     alice = {"Authorization": "Bearer alice"}
     bob = {"Authorization": "Bearer bob"}
@@ -504,15 +506,15 @@ async def test_a_stream_joined_late_answers_at_once_then_every_half_second(
             gaps = np.diff([at for at, _ in received])
             assert gaps.max() < 1.0, gaps
             assert [d["step"] for _, d in received] == sorted(d["step"] for _, d in received)
-            await client.delete(f"/jobs/{job['id']}")
+            await client.post(f"/jobs/{job['id']}/cancel")
             rest = [event async for event in events]  # the stream ends after the final event
         assert [name for name, _ in rest if name != "progress"] == ["cancelled"]
         assert rest[-1][0] == "cancelled"
         assert rest[-1][1]["status"] == "cancelled"
 
 
-async def test_shutdown_stops_running_jobs_and_commits_their_last_step(
-    live: tuple[str, uvicorn.Server], store: SQLiteStore
+async def test_shutdown_hands_running_jobs_back_with_their_last_step_committed(
+    live: tuple[str, uvicorn.Server], store: Store
 ) -> None:
     url, server = live
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
@@ -521,11 +523,15 @@ async def test_shutdown_stops_running_jobs_and_commits_their_last_step(
         await wait_job(client, job["id"], running_with_steps)
     server.should_exit = True
     deadline = time.monotonic() + 15
-    while store.get_job(job["id"], "").active:
+    while store.get_job(job["id"], "").status == "running":
         assert time.monotonic() < deadline
         await anyio.sleep(0.02)
     stopped = store.get_job(job["id"], "")
-    assert stopped.status == "failed"
-    assert stopped.error is not None
-    assert "shut down" in stopped.error
-    assert store.get_meta(net["id"], "").steps_trained == stopped.step > 0
+    # Queued for the next process to resume from its checkpoint: not failed.
+    assert (stopped.status, stopped.runner, stopped.restarts, stopped.error) == (
+        "queued",
+        None,
+        1,
+        None,
+    )
+    assert store.get_meta(net["id"], "").steps_trained == stopped.checkpoint_step > 0

@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.core.settings import Settings
+from service.store import open_store
 from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, b64, create
 
 pytestmark = pytest.mark.anyio
@@ -24,7 +24,7 @@ async def tight(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         max_activations=500,
         max_networks_per_owner=2,
     )
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     async with app_client(settings, store) as client:
         yield client
     store.close()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.observability import JsonFormatter, request_id_var
+from service.core.observability import JsonFormatter, request_id_var
 from tests.service.helpers import XOR_X, XOR_Y, create
 
 pytestmark = pytest.mark.anyio

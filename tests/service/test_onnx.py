@@ -26,9 +26,9 @@ import onnxruntime as ort
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
+from service.core.settings import Settings
 from service.export import onnx as export
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.store import open_store
 from tests.service.helpers import app_client, assert_problem, b64, unb64
 
 pytestmark = pytest.mark.anyio
@@ -259,7 +259,7 @@ async def test_too_large_for_one_file_is_422(
 
 async def test_a_key_is_needed_and_sees_only_its_own(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="alice,bob")
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     alice, bob = {"Authorization": "Bearer alice"}, {"Authorization": "Bearer bob"}
     try:
         async with app_client(settings, store) as client:
@@ -282,4 +282,4 @@ async def test_openapi_documents_the_export(client: httpx.AsyncClient) -> None:
     assert operation["responses"]["200"]["content"] == {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
     }
-    assert set(operation["responses"]) == {"200", "404", "422"}
+    assert set(operation["responses"]) == {"200", "404", "422", "503"}

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from service.svg import Curve, decimate, empty_chart, line_chart, nice_ticks, tick_label
+from service.training.svg import Curve, decimate, empty_chart, line_chart, nice_ticks, tick_label
 from tests.service.helpers import XOR_X, XOR_Y, assert_problem, create
 
 SVG = "{http://www.w3.org/2000/svg}"

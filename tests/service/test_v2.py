@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import numpy as np
 import orjson
@@ -18,10 +17,11 @@ import pytest
 from fastapi import FastAPI
 from numpy.testing import assert_allclose, assert_array_equal
 
+from service.core.capacity import HeavyWork
+from service.core.settings import Settings
 from service.deps import get_owner
 from service.main import create_app
-from service.settings import Settings
-from service.store import SQLiteStore
+from service.store import StoreUnavailable, open_store
 from tests.service.helpers import XOR_X, XOR_Y, app_client, create
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -114,7 +114,7 @@ async def test_server_metadata_and_health(client: httpx.AsyncClient) -> None:
     assert server.status_code == 200
     assert server.json() == {
         "name": "backprop-service",
-        "version": "0.1.0",
+        "version": "0.2.0",
         "extensions": ["binary_tensor_data"],
     }
     live = await client.get("/v2/health/live")
@@ -125,8 +125,8 @@ async def test_server_metadata_and_health(client: httpx.AsyncClient) -> None:
 
 async def test_not_ready_when_the_store_is_gone(app: FastAPI, client: httpx.AsyncClient) -> None:
     class Gone:
-        def ping(self) -> None:
-            raise OSError("disk unplugged")
+        def ready(self) -> None:
+            raise StoreUnavailable("disk unplugged")
 
     app.state.store = Gone()
     assert_error(await client.get("/v2/health/ready"), 503, "disk unplugged")
@@ -656,7 +656,7 @@ async def test_v2_with_a_slash_is_v2(client: httpx.AsyncClient, tmp_path: Path) 
     assert slash.json() == plain.json()
     # ... and needs a key as /v2 does, when keys are configured.
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'keys.db'}", api_keys="k")
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     try:
         async with app_client(settings, store) as keyed:
             for path in ("/v2", "/v2/"):
@@ -762,7 +762,7 @@ async def test_limits(tmp_path: Path) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'limits.db'}", max_examples=3, max_body_bytes=2048
     )
-    store = SQLiteStore.from_url(settings.database_url)
+    store = open_store(settings.database_url)
     transport = httpx.ASGITransport(app=create_app(settings, store))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -841,19 +841,19 @@ async def test_the_documented_example_runs(client: httpx.AsyncClient) -> None:
     assert tensors["predictions"].shape == (4, 1)
 
 
-async def test_inference_takes_one_thread_pool_turn_per_call(
+async def test_inference_takes_one_thread_turn_per_call(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     net = await create(client, layer_dims=[2, 4, 1])
     turns = 0
-    original = anyio.to_thread.run_sync
+    original = HeavyWork.run
 
-    async def counted(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def counted(self: HeavyWork, *args: Any, **kwargs: Any) -> Any:
         nonlocal turns
         turns += 1
-        return await original(function, *args, **kwargs)
+        return await original(self, *args, **kwargs)
 
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    monkeypatch.setattr(HeavyWork, "run", counted)
     # Loading the network (a cache miss, then a hit) and the inference share one turn.
     for version in (None, None, "1"):
         read_json(await infer(client, net["id"], infer_body(), version=version))

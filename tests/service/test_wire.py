@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from model import ModelError, build_spec, check_X
-from service.matrices import _LITERAL_FREE, _holds, decode_matrix, encode_matrix, note_body
-from service.plumbing import parse_json
-from service.responses import ORJSONResponse
-from service.schemas import PredictRequest, TrainRequest
+from service.core.http import ORJSONResponse, parse_json
+from service.core.wire import _LITERAL_FREE, _holds, decode_matrix, encode_matrix, note_body
+from service.prediction.schemas import PredictRequest
+from service.training.schemas import TrainRequest
 
 from .helpers import b64
 

@@ -6,9 +6,8 @@ import uuid
 
 import numpy as np
 
-from model import Network, OptimizerSpec, TrainOptions, build_spec, create_network, train
-from service.store import NetworkRecord, Update
-from service.updates import training_update as commit_of
+from model import Network, OptimizerSpec, Trainer, TrainOptions, build_spec, create_network
+from service.store import JobCheckpoint, LastGradients, NetworkRecord, Update
 
 XOR_X = np.array([[0.0, 0.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
 XOR_Y = np.array([[0.0, 1.0, 1.0, 0.0]])
@@ -28,20 +27,30 @@ def new_network(seed: int = 1, optimizer: str = "adam") -> Network:
     return create_network(spec)
 
 
-def training_update(record: NetworkRecord, epochs: int = 1, job_id: str | None = None) -> Update:
-    """``epochs`` full-batch XOR steps from ``record``, as /train (or a job) commits them."""
-    result = train(record.network, XOR_X, XOR_Y, TrainOptions(epochs=epochs))
-    return commit_of(result, record.meta.version, job_id=job_id)
+def training_update(
+    record: NetworkRecord, epochs: int = 1, job: tuple[str, int] | None = None
+) -> Update:
+    """``epochs`` full-batch XOR steps from ``record``, as /train (or attempt ``job`` = (id,
+    attempt) of a job) commits them."""
+    trainer = Trainer(record.network, XOR_X, XOR_Y, TrainOptions(epochs=epochs))
+    costs = trainer.run()
+    last, grad = costs[-1], trainer.gradients
+    assert grad is not None
+    checkpoint = (
+        None if job is None else JobCheckpoint(job[0], job[1], trainer.steps_done, last.cost)
+    )
+    return Update(
+        trainer.network,
+        [(c.step, c.cost) for c in costs],
+        LastGradients(record.meta.version + 1, last.step, last.cost, grad),
+        job=checkpoint,
+    )
 
 
 def assert_same_network(actual: Network, expected: Network) -> None:
     assert actual.spec == expected.spec
     assert actual.steps_trained == expected.steps_trained
     assert actual.optimizer_t == expected.optimizer_t
-    for got, want in zip([*actual.W, *actual.b], [*expected.W, *expected.b], strict=True):
-        assert got.dtype == want.dtype
-        np.testing.assert_array_equal(got, want)
-    assert actual.optimizer_state.keys() == expected.optimizer_state.keys()
-    for key, values in expected.optimizer_state.items():
-        for got, want in zip(actual.optimizer_state[key], values, strict=True):
-            np.testing.assert_array_equal(got, want)
+    assert actual.theta.dtype == expected.theta.dtype
+    np.testing.assert_array_equal(actual.theta, expected.theta)
+    np.testing.assert_array_equal(actual.moments, expected.moments)

@@ -1,12 +1,12 @@
-"""Training jobs in the store, on both backends: the job's life (queued, claimed, progress,
-cancel, finish), the one-active-job-per-network rule, and runners' leases, which is how one
-process (or replica) tells a dead runner's jobs from a live one's."""
+"""Training jobs in the store, on both backends: a job's life (queued, claimed, progress,
+cancel, finish, removal), the one-active-job-per-network rule, attempts (a resumed job's new
+attempt fences off the old one), hand-backs, the restart limit, and runners' liveness tokens,
+which is how a process tells a dead runner's jobs from a live one's."""
 
 from __future__ import annotations
 
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,6 +14,7 @@ import pytest
 
 from model import TrainOptions
 from service.store import (
+    JobActive,
     JobEnded,
     JobMissing,
     JobRequest,
@@ -21,7 +22,6 @@ from service.store import (
     NetworkMissing,
     Store,
     Update,
-    VersionConflict,
 )
 from tests.store.conftest import OpenStore
 from tests.store.helpers import XOR_X, XOR_Y, new_network, training_update
@@ -29,7 +29,6 @@ from tests.store.helpers import XOR_X, XOR_Y, new_network, training_update
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 OPTIONS = TrainOptions(epochs=50, batch_size=2, shuffle_seed=3, learning_rate=0.2)
 REQUEST = JobRequest(X=XOR_X, Y=XOR_Y, options=OPTIONS)
-LEASE = 30.0  # seconds: longer than any test, unless a test wants it to run out
 
 
 @pytest.fixture
@@ -40,7 +39,13 @@ def network(store: Store) -> str:
 
 def test_a_new_job_is_queued_and_holds_its_network(store: Store, network: str) -> None:
     job = store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    assert (job.id, job.network_id, job.owner, job.status) == ("j1", network, "alice", "queued")
+    assert (job.id, job.network_id, job.owner, job.status, job.runner) == (
+        "j1",
+        network,
+        "alice",
+        "queued",
+        "r1",
+    )
     assert (job.step, job.total_steps, job.cost, job.final_cost, job.error) == (
         0,
         100,
@@ -48,7 +53,12 @@ def test_a_new_job_is_queued_and_holds_its_network(store: Store, network: str) -
         None,
         None,
     )
-    assert (job.cancel_requested, job.runner) == (False, "r1")
+    assert (job.cancel_requested, job.restarts, job.attempt, job.checkpoint_step) == (
+        False,
+        0,
+        0,
+        0,
+    )
     assert TIMESTAMP.fullmatch(job.created_at)
     assert (job.started_at, job.finished_at) == (None, None)
     assert job.active
@@ -58,259 +68,245 @@ def test_a_new_job_is_queued_and_holds_its_network(store: Store, network: str) -
 
 
 def test_jobs_of_other_owners_and_unknown_ones_are_missing(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    with pytest.raises(JobMissing):
-        store.get_job("j1", "bob")
-    with pytest.raises(JobMissing):
-        store.get_job("nope", "alice")
-    with pytest.raises(JobMissing):
-        store.request_cancel("j1", "bob")
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    for call in (
+        lambda: store.get_job("j1", "bob"),
+        lambda: store.request_cancel("j1", "bob"),
+        lambda: store.get_job("nope", "alice"),
+        lambda: store.delete_job("j1", "bob"),
+    ):
+        with pytest.raises(JobMissing):
+            call()
     assert store.list_jobs(network, "bob") == []
     with pytest.raises(NetworkMissing):
-        store.create_job("j2", network, "bob", REQUEST, 100, "r1")
-    with pytest.raises(NetworkMissing):
-        store.create_job("j2", "nope", "alice", REQUEST, 100, "r1")
+        store.create_job("j2", network, "bob", REQUEST, 100, None)
 
 
 def test_one_active_job_per_network(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
     with pytest.raises(NetworkBusy) as busy:
-        store.create_job("j2", network, "alice", REQUEST, 100, "r1")
+        store.create_job("j2", network, "alice", REQUEST, 100, None)
     assert busy.value.job_id == "j1"
-    store.finish_job("j1", "failed", step=0, cost=None, error="stopped")
-    assert store.active_job(network) is None
-    store.create_job("j2", network, "alice", REQUEST, 100, "r1")
-    assert [job.id for job in store.list_jobs(network, "alice")] == ["j1", "j2"]
+    store.request_cancel("j1", "alice")  # queued: ends at once
+    store.create_job("j2", network, "alice", REQUEST, 100, None)
 
 
 def test_only_one_of_many_concurrent_creates_wins(
-    store: Store, open_another: OpenStore, network: str
+    store: Store, network: str, open_another: OpenStore
 ) -> None:
     stores = [store, open_another()]
 
     def create(number: int) -> str:
         try:
-            stores[number % 2].create_job(f"j{number}", network, "alice", REQUEST, 10, "r1")
-        except NetworkBusy as busy:
-            return f"busy:{busy.job_id}"
+            stores[number % 2].create_job(f"j{number}", network, "alice", REQUEST, 100, None)
+        except NetworkBusy:
+            return "busy"
         return "created"
 
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(create, range(8)))
     assert outcomes.count("created") == 1
-    winner = store.active_job(network)
-    assert set(outcomes) == {"created", f"busy:{winner}"}
 
 
-def test_claim_hands_the_request_over_once(store: Store, network: str) -> None:
+def test_a_claim_starts_an_attempt_with_the_request(store: Store, network: str) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    request = store.claim_job("j1", "r2")
-    assert request is not None
-    np.testing.assert_array_equal(request.X, XOR_X)
-    np.testing.assert_array_equal(request.Y, XOR_Y)
-    assert request.options == OPTIONS
-    job = store.get_job("j1", "alice")
-    assert (job.status, job.runner) == ("running", "r2")
-    assert job.started_at is not None
-    assert TIMESTAMP.fullmatch(job.started_at)
-    assert store.claim_job("j1", "r3") is None
-    assert store.claim_job("nope", "r3") is None
+    claim = store.claim_job("j1", "r1", attempt=0)
+    assert claim is not None
+    assert (claim.job.status, claim.job.attempt, claim.job.restarts, claim.job.runner) == (
+        "running",
+        1,
+        0,
+        "r1",
+    )
+    assert claim.job.started_at is not None
+    np.testing.assert_array_equal(claim.request.X, XOR_X)
+    np.testing.assert_array_equal(claim.request.Y, XOR_Y)
+    assert claim.request.options == OPTIONS
+    assert store.claim_job("j1", "r2", attempt=0) is None  # that attempt was taken: stale
 
 
 def test_exactly_one_claimer_wins_across_instances(
-    store: Store, open_another: OpenStore, network: str
+    store: Store, network: str, open_another: OpenStore
 ) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
     stores = [store, open_another(), open_another()]
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    start = threading.Barrier(6)
-
-    def claim(number: int) -> bool:
-        start.wait()
-        return stores[number % 3].claim_job("j1", f"r{number}") is not None
-
     with ThreadPoolExecutor(6) as pool:
-        assert sorted(pool.map(claim, range(6))) == [False] * 5 + [True]
+        claims = list(
+            pool.map(lambda n: stores[n % 3].claim_job("j1", f"r{n}", attempt=0), range(6))
+        )
+    assert sum(claim is not None for claim in claims) == 1
 
 
 def test_progress_then_cancel_of_a_running_job(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
     store.claim_job("j1", "r1")
-    assert store.record_progress("j1", 5, 0.25)
+    assert store.record_progress("j1", 1, 10, 0.5)
     job = store.get_job("j1", "alice")
-    assert (job.step, job.cost) == (5, 0.25)
-
-    cancelling = store.request_cancel("j1", "alice")
-    assert (cancelling.status, cancelling.cancel_requested) == ("running", True)
-    assert not store.record_progress("j1", 6, 0.2)  # the runner hears of it here
-    ended = store.finish_job("j1", "cancelled", step=6, cost=0.2)
+    assert (job.step, job.cost) == (10, 0.5)
+    cancelled = store.request_cancel("j1", "alice")
+    assert (cancelled.status, cancelled.cancel_requested) == ("running", True)
+    assert not store.record_progress("j1", 1, 11, 0.4)  # the runner learns it should stop
+    ended = store.finish_job("j1", 1, "cancelled", step=11, cost=0.4)
     assert ended is not None
-    assert (ended.status, ended.step, ended.cost) == ("cancelled", 6, 0.2)
+    assert ended.status == "cancelled"
     assert ended.finished_at is not None
-    assert store.request_cancel("j1", "alice") == ended  # idempotent on a finished job
 
 
-def test_cancelling_a_queued_job_ends_it_at_once(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    job = store.request_cancel("j1", "alice")
-    assert (job.status, job.cancel_requested) == ("cancelled", True)
-    assert job.finished_at is not None
+def test_cancelling_a_queued_job_ends_it_at_once_and_it_never_runs(
+    store: Store, network: str
+) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    assert store.request_cancel("j1", "alice").status == "cancelled"
     assert store.claim_job("j1", "r1") is None
     assert store.active_job(network) is None
 
 
-def test_a_finished_job_keeps_its_end(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+def test_an_ended_job_keeps_its_end_and_drops_its_batch(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
     store.claim_job("j1", "r1")
-    done = store.finish_job("j1", "succeeded", step=100, cost=0.1, final_cost=0.09)
-    assert done is not None
-    assert (done.status, done.step, done.cost, done.final_cost) == ("succeeded", 100, 0.1, 0.09)
-    again = store.finish_job("j1", "failed", step=3, cost=None, error="late")
-    assert again == done
-    assert not store.record_progress("j1", 101, 0.1)
-    assert store.finish_job("nope", "failed", step=0, cost=None) is None
+    ended = store.finish_job("j1", 1, "succeeded", step=100, cost=0.1, final_cost=0.09)
+    assert ended is not None
+    assert (ended.status, ended.final_cost) == ("succeeded", 0.09)
+    assert store.finish_job("j1", 1, "failed", step=3, cost=None, error="late") == ended
+    assert store.request_cancel("j1", "alice") == ended
+    rows = store._read("SELECT count(*) FROM job_requests WHERE job_id = ?", ("j1",))
+    assert rows[0][0] == 0
 
 
-def test_an_active_job_holds_the_network_against_other_commits(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    store.claim_job("j1", "r1")
-    record = store.get_network(network, "alice")
-    with pytest.raises(NetworkBusy) as busy:
-        store.commit_update(network, "alice", 1, training_update(record))
-    assert busy.value.job_id == "j1"
-    with pytest.raises(NetworkBusy):
-        store.commit_update(network, "alice", 1, Update(new_network(seed=2)))
-    checkpoint = store.commit_update(network, "alice", 1, training_update(record, job_id="j1"))
-    assert checkpoint.meta.version == 2
-    store.finish_job("j1", "succeeded", step=1, cost=0.5, final_cost=0.4)
-    assert store.commit_update(network, "alice", 2, training_update(checkpoint)).meta.version == 3
-
-
-def test_deleting_the_network_deletes_its_jobs(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    store.claim_job("j1", "r1")
-    store.delete_network(network, "alice")
+def test_an_ended_job_can_be_removed_an_active_one_not(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    with pytest.raises(JobActive):
+        store.delete_job("j1", "alice")
+    store.request_cancel("j1", "alice")
+    store.delete_job("j1", "alice")
     with pytest.raises(JobMissing):
         store.get_job("j1", "alice")
-    assert not store.record_progress("j1", 1, 0.5)
-    assert store.finish_job("j1", "cancelled", step=1, cost=0.5) is None
-    assert store.claim_job("j1", "r1") is None
     assert store.list_jobs(network, "alice") == []
 
 
-# ---- runners' leases -------------------------------------------------------------------
-
-
-def test_a_live_runners_jobs_are_not_orphans(store: Store, network: str) -> None:
-    store.register_runner("r1", LEASE)
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    assert store.fail_orphaned_jobs("gone") == []
-    store.claim_job("j1", "r1")
-    assert store.fail_orphaned_jobs("gone") == []
-    assert store.get_job("j1", "alice").status == "running"
-
-
-def test_a_released_runners_active_jobs_fail(store: Store, network: str) -> None:
-    store.register_runner("r1", LEASE)
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    store.claim_job("j1", "r1")
-    store.release_runner("r1")
-    assert store.fail_orphaned_jobs("the runner stopped") == ["j1"]
-    job = store.get_job("j1", "alice")
-    assert (job.status, job.error) == ("failed", "the runner stopped")
-    assert job.finished_at is not None
-    assert store.active_job(network) is None
-    assert store.fail_orphaned_jobs("again") == []
-
-
-def test_a_runner_that_never_registered_holds_nothing(store: Store, network: str) -> None:
-    store.create_job("j1", network, "alice", REQUEST, 100, "ghost")
-    assert store.fail_orphaned_jobs("gone") == ["j1"]
-    assert store.get_job("j1", "alice").status == "failed"
-
-
-def test_a_lease_runs_out_unless_renewed(store: Store, open_another: OpenStore) -> None:
-    """Two runners on two instances (replicas); one keeps renewing a 0.5 s lease, the other
-    stops (as a killed process would): only the second one's job is failed, by either."""
-    other = open_another()
-    for number, runner in enumerate(("alive", "dead"), start=1):
-        store.create_network(f"n{number}", "", None, new_network())
-        store.register_runner(runner, 0.5)
-        store.create_job(f"j{number}", f"n{number}", "", REQUEST, 100, runner)
-    store.claim_job("j1", "alive")
-    other.claim_job("j2", "dead")
-    assert other.fail_orphaned_jobs("gone") == []
-    for _ in range(8):  # 0.8 s: "alive" renews its lease, "dead" does not
-        time.sleep(0.1)
-        store.register_runner("alive", 0.5)
-    assert other.fail_orphaned_jobs("gone") == ["j2"]
-    assert store.get_job("j1", "").status == "running"
-    assert store.get_job("j2", "").status == "failed"
-
-
-def test_a_runner_back_after_its_lease_ran_out_cannot_resume(store: Store, network: str) -> None:
-    store.register_runner("r1", 0.2)
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    store.claim_job("j1", "r1")
-    time.sleep(0.4)
-    assert store.fail_orphaned_jobs("gone") == ["j1"]
-    store.register_runner("r1", LEASE)  # its heartbeat comes back
-    assert not store.record_progress("j1", 7, 0.3)  # so the job stops
-    assert store.get_job("j1", "alice").status == "failed"
-
-
-def test_a_job_failed_elsewhere_commits_nothing_more(store: Store, network: str) -> None:
-    """The fence: once another process failed the job (its runner's lease ran out), that
-    runner's next checkpoint is refused, and the network stays at the last one."""
-    store.register_runner("r1", 0.2)
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    store.claim_job("j1", "r1")
+def test_an_active_job_holds_the_network_and_only_its_attempt_commits(
+    store: Store, network: str
+) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
     record = store.get_network(network, "alice")
-    record = store.commit_update(network, "alice", 1, training_update(record, job_id="j1"))
-    time.sleep(0.4)
-    assert store.fail_orphaned_jobs("gone") == ["j1"]
-    with pytest.raises(JobEnded) as ended:
-        store.commit_update(network, "alice", 2, training_update(record, job_id="j1"))
-    assert ended.value.job_id == "j1"
-    assert store.get_meta(network, "alice").version == 2
-    assert [step for step, _ in store.history(network)] == [1]
+    with pytest.raises(NetworkBusy):
+        store.commit_update(network, "alice", 1, training_update(record))
+    with pytest.raises(JobEnded):  # queued: no attempt holds it yet
+        store.commit_update(network, "alice", 1, training_update(record, job=("j1", 1)))
+    store.claim_job("j1", "r1")
+    committed = store.commit_update(network, "alice", 1, training_update(record, 3, job=("j1", 1)))
+    assert committed.meta.version == 2
+    job = store.get_job("j1", "alice")
+    assert (job.checkpoint_step, job.step) == (3, 3)  # with the network, in one transaction
+
+
+def test_a_takeover_fences_off_the_old_attempt(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+    store.claim_job("j1", "r1")
+    taken = store.claim_job("j1", "r2", attempt=1)  # as after r1 died
+    assert taken is not None
+    assert (taken.job.attempt, taken.job.restarts, taken.job.runner) == (2, 1, "r2")
+    record = store.get_network(network, "alice")
+    with pytest.raises(JobEnded):
+        store.commit_update(network, "alice", 1, training_update(record, job=("j1", 1)))
+    assert not store.record_progress("j1", 1, 5, 0.3)
+    assert store.finish_job("j1", 1, "failed", step=5, cost=0.3).status == "running"  # type: ignore[union-attr]
+    assert store.claim_job("j1", "r3", attempt=1) is None  # someone else resumed it first
+
+
+def test_a_job_handed_back_is_queued_for_its_next_attempt(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
+    store.claim_job("j1", "r1")
+    store.hand_back("j1", 1, interrupted=True)
+    job = store.get_job("j1", "alice")
+    assert (job.status, job.runner, job.restarts) == ("queued", None, 1)
+    resumed = store.claim_job("j1", "r2", attempt=1)
+    assert resumed is not None
+    assert (resumed.job.attempt, resumed.job.restarts) == (2, 1)
+    store.hand_back("j1", 2, interrupted=False)  # a planned hand-back (a slice) is no restart
+    assert store.get_job("j1", "alice").restarts == 1
+
+
+def test_a_job_past_its_restart_limit_ends_failed(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    store.claim_job("j1", "r0", max_restarts=2)
+    for attempt in (1, 2):
+        assert store.claim_job("j1", f"r{attempt}", attempt=attempt, max_restarts=2) is not None
+    assert store.claim_job("j1", "r3", attempt=3, max_restarts=2) is None
+    job = store.get_job("j1", "alice")
+    assert job.status == "failed"
+    assert job.error is not None
+    assert "interrupted 2 times" in job.error
+
+
+def test_deleting_the_network_deletes_its_jobs(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    store.delete_network(network, "alice")
+    with pytest.raises(JobMissing):
+        store.get_job("j1", "alice")
+    assert store.claim_job("j1", "r1") is None
+
+
+def test_a_live_runners_jobs_are_not_orphans_a_dead_ones_are(store: Store, network: str) -> None:
+    store.hold_runner("live-runner")
+    store.create_job("j1", network, "alice", REQUEST, 100, "live-runner")
+    assert store.orphaned_jobs() == []
+    store.release_runner("live-runner")  # as when its process ends
+    assert [job.id for job in store.orphaned_jobs()] == ["j1"]
+
+
+def test_handed_back_and_never_held_jobs_are_there_to_resume(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    assert [job.id for job in store.orphaned_jobs()] == ["j1"]
+
+
+def test_another_process_sees_a_runner_alive_while_its_token_is_held(
+    store: Store, network: str, open_another: OpenStore
+) -> None:
+    other = open_another()  # as another process on the same database
+    other.hold_runner("other-runner")
+    store.create_job("j1", network, "alice", REQUEST, 100, "other-runner")
+    assert store.orphaned_jobs() == []
+    other.release_runner("other-runner")
+    assert [job.id for job in store.orphaned_jobs()] == ["j1"]
 
 
 def test_no_commit_lands_after_a_job_takes_the_network(
-    store: Store, open_another: OpenStore, network: str
+    store: Store, network: str, open_another: OpenStore
 ) -> None:
-    """Writers on two instances race a job's creation: every commit either lands before the
-    job holds the network or is refused with NetworkBusy; none slips in after."""
-    stores = [store, open_another()]
-    refused: list[str] = []
+    """A /train racing a job's creation: either the train lands first, or it is refused."""
+    other = open_another()
+    record = store.get_network(network, "alice")
+    barrier = threading.Barrier(2)
+    outcome: dict[str, object] = {}
 
-    def writer(number: int) -> None:
-        mine = stores[number % 2]
-        while True:
-            record = mine.get_network(network, "alice")
-            try:
-                mine.commit_update(network, "alice", record.meta.version, training_update(record))
-            except NetworkBusy as busy:
-                refused.append(busy.job_id)
-                return
-            except VersionConflict:
-                continue
+    def train() -> None:
+        barrier.wait()
+        try:
+            other.commit_update(network, "alice", 1, training_update(record))
+            outcome["train"] = "committed"
+        except NetworkBusy:
+            outcome["train"] = "busy"
 
-    with ThreadPoolExecutor(4) as pool:
-        futures = [pool.submit(writer, number) for number in range(4)]
-        time.sleep(0.3)
-        stores[1].create_job("j1", network, "alice", REQUEST, 100, "r1")
-        version = store.get_meta(network, "alice").version
-        for future in futures:
-            future.result()
-    assert refused == ["j1"] * 4
-    assert store.get_meta(network, "alice").version == version
+    thread = threading.Thread(target=train)
+    thread.start()
+    barrier.wait()
+    job = store.create_job("j1", network, "alice", REQUEST, 100, None)
+    thread.join()
+    assert job.status == "queued"
+    version = store.get_version(network, "alice")
+    assert (outcome["train"], version) in {("committed", 2), ("busy", 1)}
 
 
 def test_jobs_are_counted_by_status(store: Store, network: str) -> None:
-    assert store.count_jobs() == {}
-    store.create_job("j1", network, "alice", REQUEST, 100, "r1")
-    assert store.count_jobs() == {"queued": 1}
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
     store.request_cancel("j1", "alice")
-    store.create_job("j2", network, "alice", REQUEST, 100, "r1")
-    assert store.claim_job("j2", "r1") is not None
-    assert store.count_jobs() == {"cancelled": 1, "running": 1}
+    store.create_job("j2", network, "alice", REQUEST, 100, None)
+    assert store.count_jobs() == {"cancelled": 1, "queued": 1}
+
+
+def test_a_plain_update_is_refused_while_a_job_runs(store: Store, network: str) -> None:
+    store.create_job("j1", network, "alice", REQUEST, 100, None)
+    store.claim_job("j1", "r1")
+    with pytest.raises(NetworkBusy):
+        store.commit_update(network, "alice", 1, Update(new_network(seed=7)))

@@ -12,9 +12,10 @@ import psycopg
 import pytest
 
 from model import create_network
-from service.store import NetworkLimitReached, NetworkMissing, Store, open_store
-from service.store import postgres as pg
-from service.store import sqlite as lite
+from service.store import NetworkLimitReached, NetworkMissing, QuotaExceeded, Store, open_store, sql
+from service.store.dialects import PostgresDialect, SQLiteDialect
+from service.store.schema import Migration, migrations
+from service.store.sql import footprint
 from tests.store.conftest import OpenStore
 from tests.store.helpers import assert_same_network, new_id, new_network
 
@@ -62,8 +63,7 @@ def test_owners_see_only_their_own(store: Store) -> None:
 def test_list_in_creation_order_and_count(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     # All in the same millisecond, as on a fast machine: the order cannot come from the
     # timestamps (nor from the ids, which are random).
-    for backend in (lite, pg):
-        monkeypatch.setattr(backend, "utc_now", lambda: "2026-01-01T00:00:00.000Z")
+    monkeypatch.setattr(sql, "utc_now", lambda: "2026-01-01T00:00:00.000Z")
     ids = [new_id() for _ in range(5)]
     for number, network_id in enumerate(ids):
         store.create_network(network_id, "alice", f"net {number}", new_network(seed=number))
@@ -98,8 +98,8 @@ def test_unknown_network(store: Store) -> None:
     assert store.last_gradients("nope") is None
 
 
-def test_ping(store: Store) -> None:
-    store.ping()
+def test_ready(store: Store) -> None:
+    store.ready()
 
 
 def test_another_instance_sees_every_write(store: Store, open_another: OpenStore) -> None:
@@ -143,7 +143,7 @@ def test_replicas_starting_together_migrate_once(store_url: str) -> None:
     try:
         expected = len(migrations_of(reopened))
         assert counts == [expected] * 8
-        if isinstance(reopened, pg.PostgresStore):
+        if isinstance(reopened.dialect, PostgresDialect):
             with psycopg.connect(store_url) as conn:
                 versions = conn.execute(
                     "SELECT version FROM schema_migrations ORDER BY version"
@@ -153,18 +153,19 @@ def test_replicas_starting_together_migrate_once(store_url: str) -> None:
         reopened.close()
 
 
-def migrations_of(store: Store) -> tuple[str, ...]:
-    return pg.MIGRATIONS if isinstance(store, pg.PostgresStore) else lite.MIGRATIONS
+def migrations_of(store: Store) -> tuple[Migration, ...]:
+    return migrations(store.dialect)
 
 
 def applied_migrations(store: Store) -> int:
-    if isinstance(store, pg.PostgresStore):
-        with psycopg.connect(store.url) as conn:
+    dialect = store.dialect
+    if isinstance(dialect, PostgresDialect):
+        with psycopg.connect(dialect.url) as conn:
             row = conn.execute("SELECT count(*) FROM schema_migrations").fetchone()
         assert row is not None
         return int(row[0])
-    assert isinstance(store, lite.SQLiteStore)
-    with sqlite3.connect(store.path) as conn:
+    assert isinstance(dialect, SQLiteDialect)
+    with sqlite3.connect(dialect.path) as conn:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
@@ -195,9 +196,23 @@ def test_the_per_owner_limit_holds_under_concurrent_creates(
 def test_the_pool_size_reaches_a_database_server(store_url: str) -> None:
     store = open_store(store_url, pool_size=3)
     try:
-        if isinstance(store, pg.PostgresStore):
-            assert store._pool.max_size == 3
+        if isinstance(store.dialect, PostgresDialect):
+            assert store.dialect._pool.size == 3
         store.create_network("n1", "alice", None, new_network())
         assert store.count_networks() == 1
     finally:
         store.close()
+
+
+def test_the_per_key_quota_counts_what_networks_may_take(store: Store) -> None:
+    network = new_network()
+    size = footprint(network, store.history_points)
+    store.create_network("q1", "alice", None, network, quota=2 * size)
+    store.create_network("q2", "alice", None, network, quota=2 * size)
+    with pytest.raises(QuotaExceeded) as refused:
+        store.create_network("q3", "alice", None, network, quota=2 * size)
+    assert refused.value.needed == 3 * size
+    assert refused.value.quota == 2 * size
+    store.create_network("b1", "bob", None, network, quota=2 * size)  # each key has its own
+    store.delete_network("q1", "alice")
+    store.create_network("q3", "alice", None, network, quota=2 * size)

@@ -3,13 +3,26 @@ concurrent writers (threads, and several store instances as replicas) that lose 
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
-from service.store import NetworkMissing, Store, Update, VersionConflict
+from model import replace_parameters
+from service.store import (
+    Idempotency,
+    IdempotencyKeyTaken,
+    IdempotencyMismatch,
+    NetworkMissing,
+    Store,
+    StoredResponse,
+    Update,
+    VersionConflict,
+)
 from tests.store.conftest import OpenStore
 from tests.store.helpers import assert_same_network, new_network, training_update
 
@@ -32,9 +45,7 @@ def test_a_commit_moves_version_steps_history_and_gradients(store: Store) -> Non
     assert gradients is not None
     assert update.gradients is not None
     assert (gradients.version, gradients.step, gradients.cost) == (2, 3, update.gradients.cost)
-    expected = update.gradients.dW + update.gradients.db
-    for got, want in zip(gradients.dW + gradients.db, expected, strict=True):
-        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(gradients.grad, update.gradients.grad)
 
 
 def test_history_appends_in_order_and_gradients_are_the_last_steps(store: Store) -> None:
@@ -54,8 +65,9 @@ def test_history_appends_in_order_and_gradients_are_the_last_steps(store: Store)
 def test_a_commit_without_history_or_gradients_keeps_the_last_ones(store: Store) -> None:
     record = store.create_network("n1", "", None, new_network())
     record = store.commit_update("n1", "", 1, training_update(record, 2))
-    replaced = new_network(seed=9)
-    record = store.commit_update("n1", "", 2, Update(replaced))  # as PUT /parameters does
+    other = new_network(seed=9)
+    replaced = replace_parameters(record.network, other.W, other.b)  # as PUT /parameters does
+    record = store.commit_update("n1", "", 2, Update(replaced))
     assert record.meta.version == 3
     assert_same_network(store.get_network("n1", "").network, replaced)
     assert len(store.history("n1")) == 2
@@ -134,3 +146,64 @@ def test_concurrent_read_compute_commit_loses_nothing(
     assert gradients is not None
     assert (gradients.version, gradients.step) == (1 + total, total)
     assert conflicts > 0, "the threads never raced: the test proves nothing"
+
+
+def test_history_is_thinned_evenly_and_stays_bounded(open_another: OpenStore) -> None:
+    """Past 2 x history_points rows, every other kept step goes (by step number), and later
+    steps are kept at the doubled stride: the history stays even and bounded."""
+    store = open_another()
+    store.history_points = 100
+    record = store.create_network("n1", "", None, new_network(optimizer="gd"))
+    for _ in range(9):
+        record = store.commit_update("n1", "", record.meta.version, training_update(record, 100))
+    steps = [step for step, _ in store.history("n1")]
+    assert record.meta.steps_trained == 900
+    assert 100 <= len(steps) <= 200
+    assert steps[0] == 1
+    stride = steps[2] - steps[1]
+    assert stride > 1
+    assert all(b - a == stride for a, b in itertools.pairwise(steps[1:]))
+    assert all(step % stride == 0 for step in steps[1:])
+
+
+def _answer(body: bytes) -> Callable[[object], StoredResponse]:
+    return lambda record: StoredResponse(200, body, {"etag": '"2"'})
+
+
+def test_an_idempotent_answer_is_kept_with_its_change(store: Store) -> None:
+    record = store.create_network("n1", "alice", None, new_network())
+    kept = Idempotency("alice", "key-1", "print-1", _answer(b"first"))
+    update = dataclasses.replace(training_update(record), idempotency=kept)
+    store.commit_update("n1", "alice", 1, update)
+    assert store.replay("alice", "key-1", "print-1") == StoredResponse(
+        200, b"first", {"etag": '"2"'}
+    )
+    assert store.replay("bob", "key-1", "print-1") is None  # keys belong to their owner
+    with pytest.raises(IdempotencyMismatch):
+        store.replay("alice", "key-1", "another request")
+
+
+def test_a_change_whose_key_is_taken_is_not_applied(store: Store) -> None:
+    record = store.create_network("n1", "alice", None, new_network())
+    first = dataclasses.replace(
+        training_update(record), idempotency=Idempotency("alice", "k", "p", _answer(b"1"))
+    )
+    store.commit_update("n1", "alice", 1, first)
+    record = store.get_network("n1", "alice")
+    again = Idempotency("alice", "k", "p", _answer(b"2"))
+    with pytest.raises(IdempotencyKeyTaken):
+        store.commit_update(
+            "n1", "alice", 2, dataclasses.replace(training_update(record), idempotency=again)
+        )
+    assert store.get_version("n1", "alice") == 2  # the second change rolled back
+    assert store.replay("alice", "k", "p") == StoredResponse(200, b"1", {"etag": '"2"'})
+
+
+def test_kept_answers_go_with_their_network(store: Store) -> None:
+    record = store.create_network("n1", "alice", None, new_network())
+    kept = Idempotency("alice", "k", "p", _answer(b"1"))
+    store.commit_update(
+        "n1", "alice", 1, dataclasses.replace(training_update(record), idempotency=kept)
+    )
+    store.delete_network("n1", "alice")
+    assert store.replay("alice", "k", "p") is None  # a retry after the delete changes afresh

@@ -1,0 +1,206 @@
+"""Networks: create, list, get, delete; their parameters: get, replace."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from fastapi import APIRouter, Response
+from numpy.typing import ArrayLike
+
+from model import Network, OptimizerSpec, build_spec, create_network, replace_parameters
+from service.core.admission import check_network_size
+from service.core.http import JsonRoute, ORJSONResponse, versioned
+from service.core.openapi import problems
+from service.core.wire import Encoding, encode_matrix
+from service.deps import (
+    EncodingDep,
+    HeavyDep,
+    IfMatchDep,
+    NetworkId,
+    OwnerDep,
+    RetryDep,
+    SettingsDep,
+    StoreDep,
+    WarmDep,
+)
+from service.networks.schemas import (
+    LayerParametersIn,
+    NetworkCreate,
+    NetworkList,
+    NetworkPublic,
+    ParametersPublic,
+    ParametersPut,
+    network_resource,
+)
+from service.store import NetworkRecord, Update
+
+router = APIRouter(route_class=JsonRoute, tags=["networks"])
+
+
+def _seed(value: int | None) -> int:
+    return secrets.randbelow(2**32) if value is None else value
+
+
+def _network(body: NetworkCreate) -> Network:
+    dropout = body.dropout
+    spec = build_spec(
+        body.layer_dims,
+        hidden_activation=body.hidden_activation,
+        output_activation=body.output_activation,
+        activations=body.activations,
+        loss=body.loss,
+        initialization=body.initialization,
+        seed=_seed(body.seed),
+        dtype=body.dtype,
+        optimizer=OptimizerSpec(**body.optimizer.model_dump()),
+        l2_lambda=body.l2_lambda,
+        keep_prob=None if dropout is None else dropout.keep_prob,
+        dropout_seed=_seed(None if dropout is None else dropout.seed),
+    )
+    if body.parameters is None:
+        return create_network(spec)
+    return create_network(spec, *_split(body.parameters))
+
+
+def _split(layers: list[LayerParametersIn]) -> tuple[list[ArrayLike], list[ArrayLike]]:
+    return [layer.W for layer in layers], [layer.b for layer in layers]
+
+
+def _created(record: NetworkRecord) -> ORJSONResponse:
+    location = {"Location": f"/networks/{record.meta.id}", "ETag": f'"{record.meta.version}"'}
+    return ORJSONResponse(network_resource(record.meta), status_code=201, headers=location)
+
+
+@router.post(
+    "/networks",
+    status_code=201,
+    response_model=NetworkPublic,
+    summary="Create a network",
+    description=(
+        "Builds an L-layer network from `layer_dims` and initializes its parameters from "
+        "`seed` (one `numpy.random.RandomState(seed)` stream, `randn(n_l, n_{l-1})` for "
+        "l = 1..L, scaled by the initialization; biases zero), or takes `parameters` as given. "
+        "With an `Idempotency-Key`, a repeat answers the first network instead of making another."
+    ),
+    responses=problems(400, 413, 415, 422, 503, 507),
+)
+async def create(
+    body: NetworkCreate,
+    owner: OwnerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    heavy: HeavyDep,
+    retry: RetryDep,
+) -> Response:
+    check_network_size(body.layer_dims, settings)
+
+    def change() -> Response:
+        record = store.create_network(
+            uuid.uuid4().hex,
+            owner,
+            body.name,
+            _network(body),  # initializing 10M parameters takes a while: heavy work
+            limit=settings.max_networks_per_owner,
+            quota=settings.max_stored_bytes_per_key,
+            idempotency=retry.keeping(_created),
+        )
+        return _created(record)
+
+    return await heavy.run(lambda stop: retry.run(change))
+
+
+@router.get(
+    "/networks",
+    response_model=NetworkList,
+    summary="List your networks",
+    description="Every network the caller created, oldest first.",
+    responses=problems(503),
+)
+def list_networks(store: StoreDep, owner: OwnerDep) -> ORJSONResponse:
+    return ORJSONResponse({"networks": [network_resource(m) for m in store.list_networks(owner)]})
+
+
+@router.get(
+    "/networks/{network_id}",
+    response_model=NetworkPublic,
+    summary="Get a network",
+    description="The network resource: its architecture, optimizer, version and steps trained.",
+    responses=problems(404, 503),
+)
+def get_network(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> ORJSONResponse:
+    meta = store.get_meta(network_id, owner)
+    return versioned(network_resource(meta), meta.version)
+
+
+@router.delete(
+    "/networks/{network_id}",
+    status_code=204,
+    summary="Delete a network",
+    description="Deletes the network with its history, gradients and jobs (and frees their space).",
+    responses=problems(404, 503),
+)
+def delete_network(
+    network_id: NetworkId, store: StoreDep, warm: WarmDep, owner: OwnerDep
+) -> Response:
+    store.delete_network(network_id, owner)
+    warm.evict(network_id)
+    return Response(status_code=204)
+
+
+def _parameters(record: NetworkRecord, encoding: Encoding) -> ORJSONResponse:
+    network = record.network
+    layers = [
+        {"layer": l, "W": encode_matrix(W, encoding), "b": encode_matrix(b, encoding)}
+        for l, (W, b) in enumerate(zip(network.W, network.b, strict=True), start=1)
+    ]
+    return versioned({"version": record.meta.version, "layers": layers}, record.meta.version)
+
+
+@router.get(
+    "/networks/{network_id}/parameters",
+    response_model=ParametersPublic,
+    summary="Get the parameters",
+    description="`W[l]` `(n_l, n_{l-1})` and `b[l]` `(n_l, 1)` for l = 1..L, with the version.",
+    responses=problems(404, 422, 503),
+)
+def get_parameters(
+    network_id: NetworkId, warm: WarmDep, owner: OwnerDep, encoding: EncodingDep = "json"
+) -> ORJSONResponse:
+    with warm.reading(network_id, owner) as record:
+        return _parameters(record, encoding)
+
+
+@router.put(
+    "/networks/{network_id}/parameters",
+    response_model=ParametersPublic,
+    summary="Replace the parameters",
+    description=(
+        "Sets every `W[l]` and `b[l]` (shapes checked against `layer_dims`) and starts the "
+        "optimizer state afresh. With `If-Match: <version>` it applies only to that version "
+        "(409 otherwise); with an `Idempotency-Key` a repeat changes nothing again."
+    ),
+    responses=problems(400, 404, 409, 413, 415, 422, 503, 507),
+)
+async def put_parameters(
+    network_id: NetworkId,
+    body: ParametersPut,
+    warm: WarmDep,
+    owner: OwnerDep,
+    heavy: HeavyDep,
+    retry: RetryDep,
+    if_match: IfMatchDep = None,
+    encoding: EncodingDep = "json",
+) -> Response:
+    W, b = _split(body.layers)
+
+    def change() -> Response:
+        def compute(record: NetworkRecord, _: object) -> tuple[Update, None]:
+            network = replace_parameters(record.network, W, b)
+            respond = lambda new: _parameters(new, encoding)  # noqa: E731
+            return Update(network, idempotency=retry.keeping(respond)), None
+
+        record, _ = warm.change(network_id, owner, compute, if_match=if_match)
+        return _parameters(record, encoding)
+
+    return await heavy.run(lambda stop: retry.run(change))

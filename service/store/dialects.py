@@ -1,0 +1,411 @@
+"""What differs between the two SQL backends: connections, placeholders, locking, how a
+failure reads, and how a job runner's liveness is proven. Everything else is one
+implementation, :class:`service.store.sql.Store`.
+
+SQL is written with ``?`` placeholders; PostgreSQL's dialect turns them into ``%s``.
+
+A job runner (a process running jobs) proves it is alive with a token the operating system
+or the database drops when the process dies, even by SIGKILL: an exclusive ``flock`` on a file
+beside the SQLite database, or a session-level advisory lock on PostgreSQL. So a dead
+runner's jobs can be resumed at once, and no lease needs renewing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from service.store.records import StoreError, StoreFull, StoreUnavailable
+
+Connection = Any  # sqlite3.Connection or psycopg.Connection: the DB-API methods both have
+_RUNNER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+class CommitFailed(Exception):
+    """Raised by a dialect's transaction when COMMIT itself failed (the outcome may be unknown)."""
+
+
+class Dialect:
+    """The base of the two backends. ``local_reads``: a point read is a memory-speed lookup
+    in this process (embedded SQLite in WAL mode), short enough for the event loop."""
+
+    name = ""
+    local_reads = False
+    for_update = ""  # locks the rows a write transaction reads (SQLite's BEGIN IMMEDIATE does)
+    blob = "BLOB"
+    real = "REAL"
+    timestamp_type = "TEXT"
+
+    def sql(self, text: str) -> str:
+        return text
+
+    def execute(
+        self, conn: Connection, text: str, params: Sequence[Any] = (), *, binary: bool = False
+    ) -> Any:
+        return conn.execute(self.sql(text), params)
+
+    def reading(self) -> Any:
+        raise NotImplementedError
+
+    def writing(self) -> Any:
+        raise NotImplementedError
+
+    def lock_network(self, conn: Connection, network_id: str) -> None:
+        """Make writers to one network take turns until the transaction ends."""
+
+    def lock_owner(self, conn: Connection, owner: str) -> None:
+        """Make creators of one owner's networks take turns until the transaction ends."""
+
+    def insert_history(
+        self, conn: Connection, network_id: str, rows: Sequence[tuple[int, float]]
+    ) -> None:
+        conn.executemany(
+            self.sql("INSERT INTO history (network_id, step, cost) VALUES (?, ?, ?)"),
+            [(network_id, step, cost) for step, cost in rows],
+        )
+
+    def timestamp(self, value: Any) -> str:
+        return str(value)
+
+    def translate(self, error: Exception, *, committing: bool) -> StoreError | None:
+        """The store error a driver error means, or None if it is a bug to surface."""
+        raise NotImplementedError
+
+    def free_bytes(self) -> int | None:
+        """Bytes left for the database to grow into, if this process can tell."""
+        return None
+
+    def hold_runner(self, runner: str) -> None:
+        raise NotImplementedError
+
+    def release_runner(self, runner: str) -> None:
+        raise NotImplementedError
+
+    def runner_alive(self, runner: str) -> bool:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SQLiteDialect(Dialect):
+    """One file in WAL mode (readers never wait for the writer), a connection per thread,
+    writes in ``BEGIN IMMEDIATE`` transactions (so processes sharing the file serialize their
+    writes in SQLite itself), waiting at most ``timeout`` seconds for the write lock."""
+
+    name = "sqlite"
+    local_reads = True
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        self._local = threading.local()
+        self._runners: dict[str, int] = {}  # runner -> the descriptor holding its flock
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            # Incremental vacuum (set before the first table exists) lets a delete give its
+            # pages back to the filesystem, so deleting frees space on a full disk.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode, loses nothing on a crash
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        yield self._connection()
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise CommitFailed(str(error)) from error
+
+    def translate(self, error: Exception, *, committing: bool) -> StoreError | None:
+        cause = error.__cause__ if isinstance(error, CommitFailed) else error
+        if not isinstance(cause, sqlite3.OperationalError | sqlite3.DatabaseError):
+            return None
+        text = str(cause)
+        if "full" in text:  # SQLITE_FULL: "database or disk is full"
+            return StoreFull(f"The database is out of space ({text}).")
+        if "locked" in text or "busy" in text:
+            return StoreUnavailable(
+                f"The database stayed locked by other writers for {self.timeout:g} s."
+            )
+        # An embedded file's commit is atomic: if COMMIT failed, nothing of it is in.
+        return StoreUnavailable(f"The database file cannot be used ({text}).")
+
+    def free_bytes(self) -> int | None:
+        stats = os.statvfs(self.path.parent)
+        return stats.f_bavail * stats.f_frsize
+
+    def _token(self, runner: str) -> Path:
+        if not _RUNNER_NAME.fullmatch(runner):
+            raise ValueError(f"a runner name is 1-100 of [A-Za-z0-9_.-]; received {runner!r}")
+        return self.path.with_name(self.path.name + ".runners") / f"{runner}.lock"
+
+    def hold_runner(self, runner: str) -> None:
+        path = self._token(runner)
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._runners[runner] = fd
+
+    def release_runner(self, runner: str) -> None:
+        fd = self._runners.pop(runner, None)
+        if fd is not None:
+            self._token(runner).unlink(missing_ok=True)
+            os.close(fd)  # closing the descriptor drops the lock
+
+    def runner_alive(self, runner: str) -> bool:
+        if runner in self._runners:
+            return True
+        try:
+            fd = os.open(self._token(runner), os.O_RDWR)
+        except (FileNotFoundError, ValueError):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True  # its process holds the lock: alive
+        finally:
+            os.close(fd)
+        self._token(runner).unlink(missing_ok=True)
+        return False
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+# The first key of the two-key advisory locks ("bp" and "br" in ASCII): owners' creates, and
+# runners' liveness. The two-key space never overlaps the one-key migration lock.
+OWNER_LOCK_SPACE = int.from_bytes(b"bp", "big")
+RUNNER_LOCK_SPACE = int.from_bytes(b"br", "big")
+
+
+class _Pool:
+    """A few PostgreSQL connections, each made on demand within the store's timeout.
+
+    Not psycopg_pool: its reconnection backs off exponentially (1, 2, 4, ... s), so after a
+    long outage the service would come back many seconds after the database did; here a
+    request that finds no usable connection makes one at once, and fails within ``timeout``.
+    """
+
+    def __init__(self, url: str, size: int, timeout: float) -> None:
+        self.url, self.size, self.timeout = url, size, timeout
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._count = 0
+        self._ready = threading.Condition()
+
+    def connect(self) -> psycopg.Connection[Any]:
+        given = conninfo_to_dict(self.url).get("options") or ""
+        try:
+            return psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(2, round(self.timeout)),
+                # A dead peer or a lock held too long fails the request instead of hanging it.
+                tcp_user_timeout=int(self.timeout * 1000),
+                keepalives_idle=max(1, round(self.timeout)),
+                options=f"{given} -c lock_timeout={int(self.timeout * 1000)}".strip(),
+            )
+        except psycopg.OperationalError as error:
+            raise StoreUnavailable(
+                f"The database cannot be reached ({_first_line(error)})."
+            ) from None
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = self._take()
+        try:
+            yield conn
+        finally:
+            self._give_back(conn)
+
+    def _take(self) -> psycopg.Connection[Any]:
+        deadline = time.monotonic() + self.timeout
+        with self._ready:
+            while True:
+                while self._idle:
+                    conn = self._idle.pop()
+                    if not (conn.closed or conn.broken):
+                        return conn
+                    self._count -= 1
+                if self._count < self.size:
+                    self._count += 1
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._ready.wait(left):
+                    raise StoreUnavailable(
+                        f"All {self.size} database connections of this process stayed busy for "
+                        f"{self.timeout:g} s."
+                    )
+        try:
+            return self.connect()
+        except BaseException:
+            with self._ready:
+                self._count -= 1
+                self._ready.notify()
+            raise
+
+    def _give_back(self, conn: psycopg.Connection[Any]) -> None:
+        usable = not (conn.closed or conn.broken) and (
+            conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        )
+        with self._ready:
+            if usable:
+                self._idle.append(conn)
+            else:
+                self._count -= 1
+            self._ready.notify()
+        if not usable:
+            conn.close()
+
+    def close(self) -> None:
+        with self._ready:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL through psycopg 3: each read and each transaction on one pooled connection
+    (READ COMMITTED); a network's writers take turns on its row lock (``FOR UPDATE``)."""
+
+    name = "postgresql"
+    for_update = " FOR UPDATE"
+    blob = "BYTEA"
+    real = "DOUBLE PRECISION"
+    timestamp_type = "TIMESTAMPTZ"
+
+    def __init__(self, url: str, pool_size: int, timeout: float) -> None:
+        self.url = url
+        self._pool = _Pool(url, pool_size, timeout)
+        self._holders: dict[str, psycopg.Connection[Any]] = {}
+
+    def sql(self, text: str) -> str:
+        return text.replace("%", "%%").replace("?", "%s")
+
+    def execute(
+        self, conn: Connection, text: str, params: Sequence[Any] = (), *, binary: bool = False
+    ) -> Any:
+        return conn.execute(self.sql(text), params, binary=binary)
+
+    @contextmanager
+    def reading(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def writing(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._pool.connection() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                if not conn.broken:
+                    conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except psycopg.Error as error:
+                raise CommitFailed(_first_line(error)) from error
+
+    def lock_network(self, conn: Connection, network_id: str) -> None:
+        conn.execute("SELECT 1 FROM networks WHERE id = %s FOR UPDATE", (network_id,))
+
+    def lock_owner(self, conn: Connection, owner: str) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (OWNER_LOCK_SPACE, owner))
+
+    def insert_history(
+        self, conn: Connection, network_id: str, rows: Sequence[tuple[int, float]]
+    ) -> None:
+        if rows:
+            with conn.cursor().copy("COPY history (network_id, step, cost) FROM STDIN") as copy:
+                for step, cost in rows:
+                    copy.write_row((network_id, step, cost))
+
+    def timestamp(self, value: Any) -> str:
+        return str(value.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+
+    def translate(self, error: Exception, *, committing: bool) -> StoreError | None:
+        cause = error.__cause__ if isinstance(error, CommitFailed) else error
+        if isinstance(cause, psycopg.errors.DiskFull):
+            return StoreFull(f"The database is out of space ({_first_line(cause)}).")
+        if isinstance(cause, psycopg.errors.LockNotAvailable):
+            return StoreUnavailable("The network stayed locked by another writer too long.")
+        if isinstance(cause, psycopg.OperationalError):
+            # A connection that broke on COMMIT may or may not have committed.
+            applied = None if isinstance(error, CommitFailed) else False
+            return StoreUnavailable(
+                f"The database connection failed ({_first_line(cause)}).", applied=applied
+            )
+        return None
+
+    def hold_runner(self, runner: str) -> None:
+        conn = self._pool.connect()
+        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner))
+        self._holders[runner] = conn
+
+    def release_runner(self, runner: str) -> None:
+        conn = self._holders.pop(runner, None)
+        if conn is not None:
+            conn.close()  # ends the session, and its lock with it
+
+    def runner_alive(self, runner: str) -> bool:
+        holder = self._holders.get(runner)
+        if holder is not None:
+            return not (holder.closed or holder.broken)
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner)
+            ).fetchone()
+            if row and row[0]:  # nobody held it: the runner is gone
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner)
+                )
+                return False
+            return True
+
+    def close(self) -> None:
+        for runner in list(self._holders):
+            self.release_runner(runner)
+        self._pool.close()
