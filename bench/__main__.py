@@ -283,7 +283,7 @@ def _playground(quick: bool, threads: int) -> None:
     )
     print(
         _table(
-            ["curve redraws/s", "progress events/s", "job steps/s", "lag steps", "lag ms"],
+            ["curve redraws/s", "new points/s", "job steps/s", "lag steps", "lag ms"],
             [[r.curve_rate, r.event_rate, r.steps_per_second, r.lag_steps, r.lag_ms]],
         )
     )

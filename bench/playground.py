@@ -51,7 +51,7 @@ RATE_GOAL = 10.0
 class PlaygroundResult:
     redraw_ms: list[float]  # one per redraw after the first
     curve_rate: float  # curve redraws per second while the job ran
-    event_rate: float  # progress events per second the page received
+    event_rate: float  # new points per second on the curve (progress events with a new step)
     lag_steps: int  # the job's step minus the step the page showed, at the same moment
     steps_per_second: float  # the job's speed
 
@@ -97,7 +97,7 @@ def measure_playground(threads: int, redraws: int, seconds: float) -> Playground
                 "() => performance.getEntriesByName('boundary-redraw').map((e) => e.duration)"
             )
 
-            page.get_by_label("Steps per play").fill("100000000")
+            page.get_by_label("Steps per play").fill("5000000")  # under BACKPROP_MAX_JOB_STEPS
             page.get_by_role("button", name="Play").click()
             points = "Number(document.querySelector('#cost-plot').dataset.points)"
             shown = f"() => {points}"
