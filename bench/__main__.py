@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-SECTIONS = ("steps", "wire", "http", "rates", "latency", "memory", "job")
+SECTIONS = ("steps", "wire", "http", "rates", "latency", "memory", "job", "playground")
 
 
 def _pin_threads(threads: int) -> None:
@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             runners[name](quick, args.threads)
     if sections & {"http", "rates", "latency", "job"}:
         _server_sections(quick, args.threads, sections)
+    if "playground" in sections:
+        _playground(quick, args.threads)
     print(f"\nend: {_load()}; {time.perf_counter() - started:.0f} s in all")
     return 0
 
@@ -262,6 +264,38 @@ def _memory(quick: bool, threads: int) -> None:
             ],
             rows,
         )
+    )
+
+
+def _playground(quick: bool, threads: int) -> None:
+    from bench.playground import CHROMIUM, RATE_GOAL, REDRAW_GOAL_MS, measure_playground
+
+    print("\n## The playground in Chromium: decision-boundary redraws and curve updates")
+    if not CHROMIUM.exists():
+        print(f"skipped: {CHROMIUM} is missing (apt-get install chromium)")
+        return
+    r = measure_playground(threads, redraws=5 if quick else 15, seconds=3.0 if quick else 6.0)
+    print(
+        _table(
+            ["redraw median ms", "min ms", "max ms", "redraws"],
+            [[r.median_ms, min(r.redraw_ms), max(r.redraw_ms), len(r.redraw_ms)]],
+        )
+    )
+    print(
+        _table(
+            ["curve redraws/s", "new points/s", "job steps/s", "lag steps", "lag ms"],
+            [[r.curve_rate, r.event_rate, r.steps_per_second, r.lag_steps, r.lag_ms]],
+        )
+    )
+    met = _goal(r.median_ms < REDRAW_GOAL_MS)
+    print(
+        f"goal a 100x100 boundary redraw (one base64 /predict, painted) < {REDRAW_GOAL_MS:.0f} ms: "
+        f"{r.median_ms:.1f} ms {met}"
+    )
+    print(
+        f"goal curves redrawn >= {RATE_GOAL:.0f} times a second while a [2, 8, 8, 1] job "
+        f"trains: {r.curve_rate:.1f}/s {_goal(r.curve_rate >= RATE_GOAL)} "
+        f"(showing the job {r.lag_ms:.0f} ms behind)"
     )
 
 

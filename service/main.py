@@ -34,6 +34,7 @@ from service.jobs.manager import JobManager, JobQueue
 from service.jobs.routes import router as jobs_router
 from service.networks.routes import router as networks_router
 from service.operations.routes import router as operations_router
+from service.playground.routes import router as playground_router
 from service.prediction.routes import router as prediction_router
 from service.store import ACTIVE_STATUSES, FINAL_STATUSES, Store, open_store
 from service.training.routes import router as training_router
@@ -62,6 +63,7 @@ ROUTERS = (
     prediction_router,
     export_router,
     v2_router,
+    playground_router,
 )
 DRAIN_MARGIN_SECONDS = 1.0  # heavy work is stopped this long before the grace period ends
 

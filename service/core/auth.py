@@ -1,9 +1,10 @@
 """Bearer API keys: who may call, and whose networks they see.
 
 With ``BACKPROP_API_KEYS`` unset the service is open and every caller is the same owner
-(""). With keys set, every route but health, readiness, the docs and the V2 health routes
-needs ``Authorization: Bearer <key>``; the caller's owner id is a digest of the key, so keys
-are never stored, and each key sees only what it created.
+(""). With keys set, every route but health, readiness, the docs, the playground page (which
+asks for a key and sends it with its own calls) and the V2 health routes needs
+``Authorization: Bearer <key>``; the caller's owner id is a digest of the key, so keys are
+never stored, and each key sees only what it created.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ PUBLIC_PATHS = frozenset(
         "/docs/oauth2-redirect",
         "/redoc",
         "/openapi.json",
+        "/playground",
         "/v2/health/live",
         "/v2/health/ready",
     }
 )
-PUBLIC_PREFIXES = ("/static-offline-docs/",)  # the explorer's own JavaScript and CSS
+# The explorer's own JavaScript and CSS, and the playground's (the page asks for a key itself).
+PUBLIC_PREFIXES = ("/static-offline-docs/", "/playground/assets/")
 OPEN_OWNER = ""
 
 
