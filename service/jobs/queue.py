@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 from celery import Celery, signals
+from celery.exceptions import CPendingDeprecationWarning
 
 from service.core.observability import configure_logging
 from service.core.settings import Settings
@@ -87,6 +89,12 @@ def serve(settings: Settings, concurrency: int = 1) -> None:
     broker = BrokerQueue(settings.queue_url)
     jobs = JobManager(settings, lambda: store, lambda: None, queue_=broker, kind="worker")
     broker.app.task(name=TASK, ignore_result=True)(jobs.run_message)
+    # Celery warns, at each lost connection, that it lets such attempts go on: as we want.
+    warnings.filterwarnings(
+        "ignore",
+        r"(?s).*worker_cancel_long_running_tasks_on_connection_loss",
+        CPendingDeprecationWarning,
+    )
     # Sent from the worker's SIGTERM handler, before its warm shutdown waits for the attempt:
     # the attempt then checkpoints and hands its job back instead of training to the end.
     signals.worker_shutting_down.connect(lambda **_: jobs.interrupt(), weak=False)

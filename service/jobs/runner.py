@@ -93,7 +93,10 @@ class Run:
         self.attempt, self.store, self.warm, self.settings = attempt, store, warm, settings
         job, request = attempt.job, attempt.claim.request
         record = _until_reached(
-            lambda: store.get_network(job.network_id, job.owner), attempt.stop, patient=False
+            # Patient: the attempt holds the job, and nobody else resumes it while it lives.
+            lambda: store.get_network(job.network_id, job.owner),
+            attempt.stop,
+            patient=True,
         )
         self.version = attempt.version = record.meta.version
         self.trainer = Trainer(
