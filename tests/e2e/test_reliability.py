@@ -49,6 +49,14 @@ def _slow_batch(epochs: int = 100) -> dict[str, Any]:
     return {"X": b64(X), "Y": b64(Y), "epochs": epochs}
 
 
+def _until_training(url: str) -> None:
+    """Wait until the server runs a heavy call (the /train a test just sent)."""
+    deadline = time.monotonic() + 60
+    while "backprop_heavy_calls 1.0" not in httpx.get(f"{url}/metrics").text:
+        assert time.monotonic() < deadline, "the call never started"
+        time.sleep(0.02)
+
+
 def _hammer(url: str, network_id: str) -> list[int]:
     def one_client(_: int) -> list[int]:
         with httpx.Client(base_url=url, timeout=120) as client:
@@ -107,7 +115,7 @@ def test_sigkill_during_training_loses_and_corrupts_nothing(tmp_path: Path) -> N
 
         caller = threading.Thread(target=train_until_killed)
         caller.start()
-        time.sleep(1.0)
+        _until_training(server.url)
         server.kill()
         caller.join()
 
@@ -136,7 +144,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_zero(tmp_path: Path) -> Non
         net = _create(server.url, layer_dims=[256, 256, 256, 1])
         outcome: dict[str, Any] = {}
 
-        def train() -> None:  # over a second: still running when SIGTERM comes at 0.5 s
+        def train() -> None:  # over a second: still running when SIGTERM comes
             response = httpx.post(
                 f"{server.url}/networks/{net['id']}/train", json=_slow_batch(400), timeout=300
             )
@@ -146,7 +154,7 @@ def test_sigterm_drains_requests_in_flight_and_exits_zero(tmp_path: Path) -> Non
 
         caller = threading.Thread(target=train)
         caller.start()
-        time.sleep(0.5)
+        _until_training(server.url)
         terminated_at = time.monotonic()
         server.process.terminate()
         caller.join()
