@@ -254,8 +254,11 @@ function stepBatch() {
   return { X: columns(X, start, size), Y: columns(Y, start, size) };
 }
 
+let backpropCalls = 0; // answers can arrive out of order: only the latest call's is drawn
+
 async function computeBackprop() {
   if (!state.network || !state.fits) return;
+  const call = ++backpropCalls;
   const id = state.network.id;
   const batch = stepBatch();
   const body = { X: toRows(batch.X), Y: toRows(batch.Y), include: INCLUDE };
@@ -268,6 +271,7 @@ async function computeBackprop() {
     post(`/networks/${id}/gradients`, body),
     get(`/networks/${id}/parameters`),
   ]);
+  if (call !== backpropCalls) return; // a newer one (another batch, seed or network) draws
   if (answer.version !== parameters.version) return computeBackprop(); // trained in between
   const root = $('#equations');
   renderBackprop(root, {
