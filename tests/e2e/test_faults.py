@@ -29,7 +29,7 @@ import pytest
 
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, b64
 from tests.support.pg_instance import in_ci, private_postgres_or_skip
-from tests.support.server import ServerProcess, free_port  # noqa: F401
+from tests.support.server import ServerProcess, free_port
 
 T = TypeVar("T")
 TRAIN = {"X": XOR_X, "Y": XOR_Y}  # one full-batch step
@@ -96,8 +96,9 @@ def exchange(client: httpx.Client, method: str, url: str, **kwargs: Any) -> Answ
             None, "", {}, None, sent, time.monotonic(), f"{type(error).__name__}: {error}"
         )
     received = time.monotonic()
-    stream = response.extensions.get("network_stream")
-    port = 0 if stream is None else stream.get_extra_info("socket").getsockname()[1]
+    port = 0  # the connection was closed by then (it said Connection: close)
+    with contextlib.suppress(KeyError, OSError):
+        port = local_port(response)
     content_type = response.headers.get("content-type", "")
     body: Any = None
     if "json" in content_type:
@@ -440,3 +441,112 @@ def test_a_full_disk_is_answered_507_and_deleting_frees_it(
                 f"the rest; {deleted} delete(s) took the free space from {before} to {after} "
                 "bytes and /readyz back to 200"
             )
+
+
+# ---- SIGTERM ------------------------------------------------------------------------------
+
+
+def events(url: str, into: list[tuple[str, dict[str, Any]]]) -> None:
+    """Collect the (event, data) pairs of a server-sent event stream until it ends."""
+    with httpx.stream("GET", url, timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        name, data = "message", ""
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line.removeprefix("event:").strip()
+            elif line.startswith("data:"):
+                data += line.removeprefix("data:").strip()
+            elif not line and data:
+                into.append((name, httpx.Response(200, content=data).json()))
+                name, data = "message", ""
+
+
+def heavy_calls(url: str) -> float:
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("backprop_heavy_calls "):
+            return float(line.split()[1])
+    raise AssertionError("no backprop_heavy_calls gauge")
+
+
+GRACE = 2
+
+
+def test_sigterm_answers_a_long_train_503_with_nothing_committed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A /train that would take many seconds, an open event stream, then SIGTERM with a grace
+    period of 2 s: the train is answered 503 (nothing committed) or 200 (all of it), the
+    stream ends with ``interrupted``, the process exits 0 in time."""
+    port = free_port()
+    env = {
+        "BACKPROP_DATABASE_URL": f"sqlite:///{tmp_path / 'term.db'}",
+        "BACKPROP_SHUTDOWN_GRACE_SECONDS": str(GRACE),
+        "BACKPROP_MAX_TRAIN_WORK": str(10**13),
+    }
+    server = ServerProcess(env=env, args=cli_args(port), port=port).start()
+    try:
+        slow = create(server.url, layer_dims=[256, 256, 256, 1])
+        rng = np.random.RandomState(0)
+        long_train = {  # 4,000 steps: 15 s or more
+            "X": b64(rng.randn(256, 500)),
+            "Y": b64((rng.rand(1, 500) > 0.5).astype(np.float64)),
+            "epochs": 4000,
+        }
+        follower = create(server.url)
+        job = httpx.post(
+            f"{server.url}/networks/{follower['id']}/jobs", json={**TRAIN, "epochs": 10_000_000}
+        ).json()
+        seen: list[tuple[str, dict[str, Any]]] = []
+        stream = threading.Thread(
+            target=events, args=(f"{server.url}/jobs/{job['id']}/events", seen), daemon=True
+        )
+        stream.start()
+        answers: list[Answer] = []
+
+        def train() -> None:
+            with httpx.Client(base_url=server.url, timeout=60) as client:
+                answers.append(
+                    exchange(
+                        client,
+                        "POST",
+                        f"/networks/{slow['id']}/train",
+                        json=long_train,
+                        headers={"Idempotency-Key": "the-long-one"},
+                    )
+                )
+
+        caller = threading.Thread(target=train, daemon=True)
+        caller.start()
+        poll(lambda: heavy_calls(server.url), lambda calls: calls >= 1)
+        poll(lambda: len(seen), lambda count: count >= 1)  # the stream is open
+        terminated_at = time.monotonic()
+        server.process.terminate()
+        code = server.process.wait(GRACE + 15)
+        exited_after = time.monotonic() - terminated_at
+        caller.join(10)
+        stream.join(10)
+    finally:
+        if server.process.poll() is None:
+            server.kill()
+        else:
+            server.stop()
+    [answer] = answers
+    assert_documented(answers, {200, 503})
+    assert code == 0, server.output()
+    assert exited_after < GRACE + 5, exited_after
+    assert seen[-1][0] == "interrupted", seen[-3:]
+    assert all(name == "progress" for name, _ in seen[:-1])
+
+    with ServerProcess(env=env) as restarted:
+        network = httpx.get(f"{restarted.url}/networks/{slow['id']}").json()
+        if answer.status == 503:
+            assert "not applied" in answer.body["detail"]
+            assert (network["version"], network["steps_trained"]) == (1, 0)
+        else:
+            assert network["steps_trained"] == long_train["epochs"]
+    with capsys.disabled():
+        print(
+            f"\n[sigterm] the long /train was answered {answer.status} "
+            f"{answer.received - terminated_at:.2f} s after SIGTERM; the process exited "
+            f"{exited_after:.2f} s after it (grace {GRACE} s), code {code}"
+        )
