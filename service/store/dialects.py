@@ -231,19 +231,19 @@ class SQLiteDialect(Dialect):
     def compact(self) -> None:
         conn = self._connection()
         truncate = "PRAGMA wal_checkpoint(TRUNCATE)"
-        try:
-            # The WAL's pages into the database file (which may have to grow for them), then
-            # the WAL emptied: room for the vacuum's pages.
-            conn.execute(truncate).fetchall()
-        except sqlite3.OperationalError:  # no room for that: the reserve's turn
-            self.make_room()
-        # Any step may still find no room: the freed pages then stay free inside the database
-        # (later writes reuse them), and a later delete gives them back.
-        with contextlib.suppress(sqlite3.OperationalError):
-            conn.execute(truncate).fetchall()
-            # executescript steps the pragma to its end (execute frees a single page).
-            conn.executescript("PRAGMA incremental_vacuum")
-            conn.execute(truncate).fetchall()  # the database file shrinks
+        for attempt in range(3):
+            try:
+                if attempt:  # room for the vacuum's pages: the WAL into the database, emptied
+                    conn.execute(truncate).fetchall()
+                # executescript steps the pragma to its end (execute frees a single page).
+                conn.executescript("PRAGMA incremental_vacuum")
+                conn.execute(truncate).fetchall()  # the database file shrinks, the WAL empties
+                break
+            except sqlite3.OperationalError:  # no room (a full disk): try harder
+                if attempt == 1:
+                    self.make_room()  # the reserve's turn
+        # Given up, the freed pages stay free inside the database (later writes reuse them),
+        # and a later delete gives them back.
         conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
 
     @property
