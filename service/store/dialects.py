@@ -481,6 +481,11 @@ class PostgresDialect(Dialect):
     def runner_alive(self, runner: str) -> bool:
         holder = self._holders.get(runner)
         if holder is not None:
+            if holder.closed or holder.broken:  # the database went away, and the lock with it
+                with contextlib.suppress(StoreUnavailable, psycopg.Error):
+                    holder.close()
+                    self.hold_runner(runner)  # taken again, or other replicas resume our jobs
+            holder = self._holders[runner]
             return not (holder.closed or holder.broken)
         with self._pool.connection() as conn:
             row = conn.execute(

@@ -216,6 +216,14 @@ def wait_until_ready(url: str, timeout: float = 30.0) -> None:
     poll(lambda: readiness(url).status, lambda status: status == 200, timeout)
 
 
+def job_step(url: str, job_id: str) -> int:
+    """A running job's step, as the store has it."""
+    job = httpx.get(f"{url}/jobs/{job_id}", timeout=10).json()
+    assert job["status"] == "running", job
+    step: int = job["step"]
+    return step
+
+
 def create(url: str, **spec: Any) -> dict[str, Any]:
     response = httpx.post(f"{url}/networks", json={**SPEC, **spec}, timeout=30)
     assert response.status_code == 201, response.text
@@ -259,6 +267,11 @@ def test_postgres_outages_are_answered_503_and_training_resumes_at_once(
         replicas = [stack.enter_context(ServerProcess(env=env)) for _ in range(2)]
         urls = [replica.url for replica in replicas]
         net = create(urls[0])
+        # A job on another network trains through the outages too.
+        job_net = create(urls[1])
+        job = httpx.post(
+            f"{urls[1]}/networks/{job_net['id']}/jobs", json={**TRAIN, "epochs": 10_000_000}
+        ).json()
         trainers = Trainers(urls, net["id"]).start()
         stack.callback(trainers._halt.set)
         figures: list[str] = []
@@ -285,8 +298,26 @@ def test_postgres_outages_are_answered_503_and_training_resumes_at_once(
             assert resumed_at - up_at < 2.0, figures[-1]
             for url in urls:
                 wait_until_ready(url)
+            # The job goes on: its progress reaches the store again, through either replica.
+            at = job_step(urls[0], job["id"])
+            while job_step(urls[0], job["id"]) <= at:
+                assert time.monotonic() - up_at < 30, "the job did not go on"
+                time.sleep(0.05)
         trainers.stop()
         assert_consistent(urls[1], net["id"], trainers.acknowledged)
+        cancelled = httpx.post(f"{urls[0]}/jobs/{job['id']}/cancel", timeout=10).json()
+        ended = poll(
+            lambda: httpx.get(f"{urls[0]}/jobs/{job['id']}", timeout=10).json(),
+            lambda j: j["status"] not in ("queued", "running"),
+        )
+        assert ended["status"] == "cancelled", (cancelled, ended)
+        job_network = httpx.get(f"{urls[0]}/networks/{job_net['id']}", timeout=10).json()
+        assert job_network["steps_trained"] == ended["step"] > 0
+        history = httpx.get(f"{urls[0]}/networks/{job_net['id']}/history", timeout=30).json()
+        assert [p["step"] for p in history["costs"]] == list(range(1, ended["step"] + 1))
+        figures.append(
+            f"the job ended cancelled at step {ended['step']}, {ended['restarts']} restarts"
+        )
 
     # Every answer was 200 or a 503 problem+json with Retry-After, none waited longer than the
     # database timeout, and the network held exactly the steps the clients were told of.
