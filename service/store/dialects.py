@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import re
+import select
 import sqlite3
 import threading
 import time
@@ -390,6 +391,19 @@ class _Pool:
             conn.close()
 
 
+def _session_lost(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle session is gone (the server ended it, or its connection broke)."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        if readable:  # a notice, or the end of the session: a query tells which
+            conn.execute("SELECT 1")
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return False
+
+
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
@@ -408,6 +422,7 @@ class PostgresDialect(Dialect):
         self.url = url
         self._pool = _Pool(url, pool_size, timeout)
         self._holders: dict[str, psycopg.Connection[Any]] = {}
+        self._keeping = threading.Lock()
 
     def sql(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")
@@ -421,6 +436,7 @@ class PostgresDialect(Dialect):
     def reading(self) -> Iterator[psycopg.Connection[Any]]:
         with self._pool.connection() as conn:
             yield conn
+        self._keep_runners()
 
     @contextmanager
     def writing(self) -> Iterator[psycopg.Connection[Any]]:
@@ -436,6 +452,23 @@ class PostgresDialect(Dialect):
                 conn.execute("COMMIT")
             except psycopg.Error as error:
                 raise CommitFailed(_first_line(error)) from error
+        self._keep_runners()
+
+    def _keep_runners(self) -> None:
+        """After a call that reached the database: take again at once the liveness locks that
+        went with it when it went away (before other replicas take this process for dead and
+        resume its jobs, each resumption counting a restart). An idle session that the server
+        ended looks whole until used: its socket then has something to read."""
+        if not self._holders or not self._keeping.acquire(blocking=False):
+            return
+        try:
+            for runner, holder in list(self._holders.items()):
+                if _session_lost(holder):
+                    with contextlib.suppress(StoreUnavailable, psycopg.Error):
+                        holder.close()
+                        self.hold_runner(runner)
+        finally:
+            self._keeping.release()
 
     def lock_network(self, conn: Connection, network_id: str) -> None:
         conn.execute("SELECT 1 FROM networks WHERE id = %s FOR UPDATE", (network_id,))
@@ -476,17 +509,19 @@ class PostgresDialect(Dialect):
     def release_runner(self, runner: str) -> None:
         conn = self._holders.pop(runner, None)
         if conn is not None:
-            conn.close()  # ends the session, and its lock with it
+            # Unlocked first: the server drops a closed session's locks only as its backend
+            # exits, a moment later, so another caller could still find the runner alive.
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(
+                    "SELECT pg_advisory_unlock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner)
+                )
+            conn.close()
 
     def runner_alive(self, runner: str) -> bool:
         holder = self._holders.get(runner)
         if holder is not None:
-            if holder.closed or holder.broken:  # the database went away, and the lock with it
-                with contextlib.suppress(StoreUnavailable, psycopg.Error):
-                    holder.close()
-                    self.hold_runner(runner)  # taken again, or other replicas resume our jobs
-            holder = self._holders[runner]
-            return not (holder.closed or holder.broken)
+            self._keep_runners()
+            return not _session_lost(self._holders[runner])
         with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner)
