@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 from collections.abc import Sequence
@@ -61,7 +62,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         workers=args.workers,
         log_level=settings.log_level,
         access_log=False,  # service.observability logs every request, with its request id
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        # Heavy work still running is stopped a second before the grace period ends (and
+        # answered 503); a commit already under way may take up to the database timeout to
+        # end, and is answered as it ends (never cut off into a 500 that hides it).
+        timeout_graceful_shutdown=math.ceil(
+            settings.shutdown_grace_seconds + settings.database_timeout_seconds
+        ),
         proxy_headers=True,
     )
 

@@ -152,6 +152,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 pool_size=settings.database_pool_size,
                 timeout=settings.database_timeout_seconds,
                 history_points=settings.max_history_points,
+                reserve_bytes=settings.disk_reserve_bytes,
             )
         if app.state.warm is None:
             app.state.warm = WarmNetworks(app.state.store, settings.warm_bytes)

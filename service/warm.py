@@ -25,7 +25,14 @@ from typing import TypeVar
 
 from model import Network, Workspace
 from service.core.errors import Conflict
-from service.store import NetworkMeta, NetworkRecord, Store, Update, VersionConflict
+from service.store import (
+    NetworkMeta,
+    NetworkMissing,
+    NetworkRecord,
+    Store,
+    Update,
+    VersionConflict,
+)
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 50
@@ -75,9 +82,15 @@ class WarmNetworks:
         return len(self._entries)
 
     def _current(self, network_id: str, owner: str, version: int | None = None) -> Warm:
-        """The entry at the store's current version (``version``, if the caller read it)."""
+        """The entry at the store's current version (``version``, if the caller read it). A
+        network deleted elsewhere (another process or replica) leaves here at the first call
+        that finds it gone."""
         if version is None:
-            version = self.store.get_version(network_id, owner)
+            try:
+                version = self.store.get_version(network_id, owner)
+            except NetworkMissing:
+                self.evict(network_id)
+                raise
         with self._guard:
             warm = self._entries.get(network_id)
             if warm is not None and warm.meta.version == version and warm.meta.owner == owner:

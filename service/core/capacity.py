@@ -23,8 +23,16 @@ from service.core.errors import Unavailable
 T = TypeVar("T")
 
 
-class Stopped(Exception):
-    """The work was stopped before it finished (its client left, or the server is stopping)."""
+class Stopped(Unavailable):
+    """The work was stopped before it finished, before committing anything (its client left,
+    or the server is stopping): a 503 that says so."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"The request was stopped before it finished ({reason}); the change was not "
+            "applied: retry (on another replica, or once the service is back)."
+        )
+        self.reason = reason
 
 
 class Stop:

@@ -3,8 +3,9 @@ on the V2 protocol's paths, whose clients decode nothing else).
 
 One handler per family: the service's own :class:`ProblemError`, the store's
 :class:`~service.store.StoreError` (its 404s, 409s, 503s and 507s), the model's
-:class:`~model.ModelError` (a 422), FastAPI's validation errors and Starlette's HTTP errors.
-No route translates an error by hand.
+:class:`~model.ModelError` (a 422), FastAPI's validation errors and Starlette's HTTP errors;
+and, for a bug, a problem+json 500 that says ``Connection: close``. No route translates an
+error by hand.
 """
 
 from __future__ import annotations
@@ -225,6 +226,17 @@ async def _on_memory_error(request: Request, exc: Exception) -> Response:
     return error_response(request.url.path, 503, detail, headers={"Retry-After": RETRY_AFTER})
 
 
+async def _on_bug(request: Request, exc: Exception) -> Response:
+    """A bug (no other handler knew the error): still problem+json, and honest about the
+    connection, which the server closes after it (the error goes on to be logged, with its
+    traceback): a client's next request on it would be reset without the warning."""
+    detail = (
+        "The service failed on this request (a bug; it is logged). Whether a change was applied "
+        "is unknown: retry with the same Idempotency-Key, which applies it at most once."
+    )
+    return error_response(request.url.path, 500, detail, headers={"Connection": "close"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(store.StoreError, _on_store_error)
@@ -232,3 +244,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(MemoryError, _on_memory_error)
+    app.add_exception_handler(Exception, _on_bug)  # Starlette's last resort, re-raised after

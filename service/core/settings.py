@@ -39,6 +39,13 @@ class Settings(BaseSettings):
         description="The longest any call waits for the database (a connection, a lock); "
         "then it answers 503 with Retry-After.",
     )
+    disk_reserve_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="SQLite: bytes kept in a file beside the database (<name>.reserve) so that "
+        "deleting networks works on a full disk; other writes are refused (507) while it cannot "
+        "be kept. 0: none.",
+    )
     # ---- what one request may ask for ---------------------------------------------------
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_v2_decompressed_bytes: int = Field(

@@ -217,7 +217,9 @@ async def _follow(
                 {**resource, "error": "The server is shutting down; the job goes on."},
             )
             return
-        if time.monotonic() - sent_at >= interval:
+        # (A timer may fire a hair early: without the slack, such a wake-up would skip an
+        # event and leave a gap of twice the interval.)
+        if time.monotonic() - sent_at >= interval - 0.02:
             yield _event(
                 "progress", {**{k: resource[k] for k in PROGRESS_KEYS}, "version": version}
             )

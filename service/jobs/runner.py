@@ -31,6 +31,7 @@ from service.store import (
     NetworkMissing,
     NetworkRecord,
     Store,
+    StoreFull,
     StoreUnavailable,
     Update,
 )
@@ -71,16 +72,17 @@ class Attempt:
 
 
 def _until_reached(work: Callable[[], T], stop: Stop, *, patient: bool) -> T:
-    """``work()``, retried while the store cannot be reached, so training goes on within
-    moments of the database coming back. Given up when the service shuts down (the last
-    checkpoint then stands, and the job resumes from it); ``patient`` False, at any stop."""
+    """``work()``, retried while the store cannot be reached or is out of space, so training
+    goes on within moments of the database coming back (or of space being freed). Given up
+    when the service shuts down (the last checkpoint then stands, and the job resumes from
+    it); ``patient`` False, at any stop."""
     while True:
         try:
             return work()
-        except StoreUnavailable as error:
+        except (StoreUnavailable, StoreFull) as error:
             if stop and (stop.reason == SHUTDOWN or not patient):
                 raise
-            log.warning("the store cannot be reached (%s); retrying", error.reason)
+            log.warning("the store cannot take the job's write (%s); retrying", error)
             time.sleep(RETRY_SECONDS)
 
 
@@ -160,8 +162,8 @@ def run_attempt(
     stop, job = attempt.stop, attempt.job
     try:
         run = Run(attempt, store, warm, settings)
-    except (NetworkMissing, StoreUnavailable):  # deleted with its network, or stopping
-        return _ended(attempt, "lost")
+    except (NetworkMissing, StoreUnavailable, StoreFull):  # deleted with its network, or
+        return _ended(attempt, "lost")  # stopping
     diverged: TrainingDiverged | None = None
     sliced_at = None if slice_seconds is None else time.monotonic() + slice_seconds
     last_report = last_checkpoint = time.monotonic()
@@ -195,8 +197,8 @@ def run_attempt(
         on_steps(run.committed - before)
     except (JobEnded, NetworkMissing):  # another attempt, or a delete, took the job away
         return _ended(attempt, "lost")
-    except StoreUnavailable:  # stopping with the store away: the last checkpoint stands
-        return _ended(attempt, "lost")
+    except (StoreUnavailable, StoreFull):  # stopping with the store away: the last checkpoint
+        return _ended(attempt, "lost")  # stands
     steps = run.trainer.steps_done
 
     def finish(

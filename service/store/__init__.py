@@ -40,15 +40,21 @@ def sqlite_path(url: str) -> str:
 
 
 def open_store(
-    database_url: str, *, pool_size: int = 10, timeout: float = 5.0, history_points: int = 100_000
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    timeout: float = 5.0,
+    history_points: int = 100_000,
+    reserve_bytes: int = 0,
 ) -> Store:
     """The store ``database_url`` names (``pool_size``: connections per process to a server;
-    ``timeout``: the longest any call waits for the database)."""
+    ``timeout``: the longest any call waits for the database; ``reserve_bytes``: the room an
+    embedded database keeps for deletes on a full disk)."""
     from pathlib import Path
 
     if database_url.startswith("sqlite:///"):
         dialect: SQLiteDialect | PostgresDialect = SQLiteDialect(
-            Path(sqlite_path(database_url)), timeout
+            Path(sqlite_path(database_url)), timeout, reserve_bytes
         )
     elif database_url.startswith(("postgresql://", "postgres://")):
         dialect = PostgresDialect(database_url, pool_size, timeout)

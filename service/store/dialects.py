@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import os
 import re
+import select
 import sqlite3
 import threading
 import time
@@ -31,6 +32,7 @@ from service.store.records import StoreError, StoreFull, StoreUnavailable
 
 Connection = Any  # sqlite3.Connection or psycopg.Connection: the DB-API methods both have
 _RUNNER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+WAL_AUTOCHECKPOINT = 1000  # pages: SQLite's default
 
 
 class CommitFailed(Exception):
@@ -87,6 +89,19 @@ class Dialect:
         """Bytes left for the database to grow into, if this process can tell."""
         return None
 
+    def keep_reserve(self) -> bool:
+        """Whether the room kept for deletes on a full disk is in place (made again if it can
+        be); a server's dialect keeps none, and says True."""
+        return True
+
+    def make_room(self) -> bool:
+        """Give up the room kept for deletes, so that one can run on a full disk; whether there
+        is reason to try the delete again."""
+        return False
+
+    def compact(self) -> None:
+        """Give the space of deleted rows back to the filesystem, as far as it can be now."""
+
     def hold_runner(self, runner: str) -> None:
         raise NotImplementedError
 
@@ -103,13 +118,22 @@ class Dialect:
 class SQLiteDialect(Dialect):
     """One file in WAL mode (readers never wait for the writer), a connection per thread,
     writes in ``BEGIN IMMEDIATE`` transactions (so processes sharing the file serialize their
-    writes in SQLite itself), waiting at most ``timeout`` seconds for the write lock."""
+    writes in SQLite itself), waiting at most ``timeout`` seconds for the write lock.
+
+    A full disk: SQLite in WAL mode needs room even to delete (the delete's pages go to the
+    WAL, and the WAL's committed pages must reach the database file before its space can be
+    reused). So ``reserve_bytes`` are kept in a file beside the database, ``<name>.reserve``:
+    writes other than deletes are refused while it cannot be kept (:meth:`keep_reserve`), and
+    a delete that finds the disk full gives it up (:meth:`make_room`) and runs in its room;
+    once deletes have freed enough, the reserve is made again.
+    """
 
     name = "sqlite"
     local_reads = True
 
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path, self.timeout = path, timeout
+    def __init__(self, path: Path, timeout: float, reserve_bytes: int = 0) -> None:
+        self.path, self.timeout, self.reserve_bytes = path, timeout, reserve_bytes
+        self.reserve = path.with_name(path.name + ".reserve")
         self._local = threading.local()
         self._runners: dict[str, int] = {}  # runner -> the descriptor holding its flock
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,6 +149,11 @@ class SQLiteDialect(Dialect):
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode, loses nothing on a crash
+            # Debian builds SQLite with secure_delete on: every freed page is zeroed and
+            # written, so deleting a network would need as much room as it takes. FAST still
+            # zeroes deleted content wherever that costs no extra write.
+            conn.execute("PRAGMA secure_delete=FAST")
+            conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
@@ -140,7 +169,10 @@ class SQLiteDialect(Dialect):
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            # SQLite rolls back by itself on some errors (SQLITE_FULL among them): a second
+            # ROLLBACK would fail and hide the error that matters.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         try:
             conn.execute("COMMIT")
@@ -166,6 +198,62 @@ class SQLiteDialect(Dialect):
     def free_bytes(self) -> int | None:
         stats = os.statvfs(self.path.parent)
         return stats.f_bavail * stats.f_frsize
+
+    def keep_reserve(self) -> bool:
+        if self.reserve_bytes == 0:
+            return True
+        with contextlib.suppress(FileNotFoundError):
+            if self.reserve.stat().st_size >= self.reserve_bytes:
+                return True
+        stats = os.statvfs(self.path.parent)
+        if stats.f_bavail * stats.f_frsize < 2 * self.reserve_bytes:
+            return False  # what deletes freed is not enough yet: keep it for them
+        draft = self.reserve.with_name(f"{self.reserve.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
+            with draft.open("wb") as file:  # real bytes: a sparse or compressed file keeps none
+                for start in range(0, self.reserve_bytes, 1 << 20):
+                    file.write(os.urandom(min(1 << 20, self.reserve_bytes - start)))
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(draft, self.reserve)
+        except OSError:
+            draft.unlink(missing_ok=True)
+            return False
+        return True
+
+    def make_room(self) -> bool:
+        # Until compact(), no automatic checkpoint: on a full disk it would spend the room on
+        # copying the WAL's pages into a database file that must grow for them, and fail.
+        # The delete, then the vacuum that shrinks the database, must come first.
+        self._connection().execute("PRAGMA wal_autocheckpoint=0")
+        self.reserve.unlink(missing_ok=True)
+        return True
+
+    def compact(self) -> None:
+        conn = self._connection()
+        truncate = "PRAGMA wal_checkpoint(TRUNCATE)"
+        for attempt in range(3):
+            try:
+                if attempt:  # room for the vacuum's pages: the WAL into the database, emptied
+                    conn.execute(truncate).fetchall()
+                # executescript steps the pragma to its end (execute frees a single page).
+                conn.executescript("PRAGMA incremental_vacuum")
+                conn.execute(truncate).fetchall()  # the database file shrinks, the WAL empties
+                break
+            except sqlite3.OperationalError:  # no room (a full disk): try harder
+                if attempt == 1:
+                    self.make_room()  # the reserve's turn
+        # Given up, the freed pages stay free inside the database (later writes reuse them),
+        # and a later delete gives them back.
+        conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
+
+    @property
+    def _autocheckpoint(self) -> int:
+        """Pages the WAL may hold before a commit copies them into the database file: at most
+        a quarter of the reserve, so that what a full disk leaves uncopied fits in it."""
+        if self.reserve_bytes == 0:
+            return WAL_AUTOCHECKPOINT
+        return max(16, min(WAL_AUTOCHECKPOINT, self.reserve_bytes // 4 // 4096))
 
     def _token(self, runner: str) -> Path:
         if not _RUNNER_NAME.fullmatch(runner):
@@ -306,6 +394,19 @@ class _Pool:
             conn.close()
 
 
+def _session_lost(conn: psycopg.Connection[Any]) -> bool:
+    """Whether an idle session is gone (the server ended it, or its connection broke)."""
+    if conn.closed or conn.broken:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        if readable:  # a notice, or the end of the session: a query tells which
+            conn.execute("SELECT 1")
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return False
+
+
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
@@ -332,6 +433,7 @@ class PostgresDialect(Dialect):
         self.url = url
         self._pool = _Pool(url, pool_size, timeout)
         self._holders: dict[str, psycopg.Connection[Any]] = {}
+        self._keeping = threading.Lock()
 
     def sql(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")
@@ -345,6 +447,7 @@ class PostgresDialect(Dialect):
     def reading(self) -> Iterator[psycopg.Connection[Any]]:
         with self._pool.connection() as conn:
             yield conn
+        self._keep_runners()
 
     @contextmanager
     def writing(self) -> Iterator[psycopg.Connection[Any]]:
@@ -360,6 +463,23 @@ class PostgresDialect(Dialect):
                 conn.execute("COMMIT")
             except psycopg.Error as error:
                 raise CommitFailed(_first_line(error)) from error
+        self._keep_runners()
+
+    def _keep_runners(self) -> None:
+        """After a call that reached the database: take again at once the liveness locks that
+        went with it when it went away (before other replicas take this process for dead and
+        resume its jobs, each resumption counting a restart). An idle session that the server
+        ended looks whole until used: its socket then has something to read."""
+        if not self._holders or not self._keeping.acquire(blocking=False):
+            return
+        try:
+            for runner, holder in list(self._holders.items()):
+                if _session_lost(holder):
+                    with contextlib.suppress(StoreUnavailable, psycopg.Error):
+                        holder.close()
+                        self.hold_runner(runner)
+        finally:
+            self._keeping.release()
 
     def lock_network(self, conn: Connection, network_id: str) -> None:
         conn.execute("SELECT 1 FROM networks WHERE id = %s FOR UPDATE", (network_id,))
@@ -405,8 +525,8 @@ class PostgresDialect(Dialect):
     def release_runner(self, runner: str) -> None:
         conn = self._holders.pop(runner, None)
         if conn is not None:
-            # Unlocked at once: a closed session's locks go a moment after close() returns.
-            # (If the session is gone already, its lock went with it.)
+            # Unlocked first: the server drops a closed session's locks only as its backend
+            # exits, a moment later, so another caller could still find the runner alive.
             with contextlib.suppress(psycopg.Error):
                 conn.execute(
                     "SELECT pg_advisory_unlock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner)
@@ -416,7 +536,8 @@ class PostgresDialect(Dialect):
     def runner_alive(self, runner: str) -> bool:
         holder = self._holders.get(runner)
         if holder is not None:
-            return not (holder.closed or holder.broken)
+            self._keep_runners()
+            return not _session_lost(self._holders[runner])
         with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (RUNNER_LOCK_SPACE, runner)

@@ -65,7 +65,8 @@ ACTIVE = "status IN ('queued', 'running')"
 BROKER = "broker"  # a queued job's runner once its message is on the broker
 IDEMPOTENCY_HOURS = 24
 # Free space under which an embedded store reports itself not ready for writes.
-RESERVE_BYTES = 1 << 20
+READY_FREE_BYTES = 1 << 20
+_DRIVER_ERRORS = (sqlite3.Error, psycopg.Error, CommitFailed)
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -79,7 +80,7 @@ def _translated(method: Callable[P, T]) -> Callable[P, T]:
         store: Store = args[0]  # type: ignore[assignment]
         try:
             result = method(*args, **kwargs)
-        except (sqlite3.Error, psycopg.Error, CommitFailed) as error:
+        except _DRIVER_ERRORS as error:
             translated = store.dialect.translate(error, committing=isinstance(error, CommitFailed))
             if translated is None:
                 raise
@@ -105,6 +106,7 @@ class Store:
         self.history_points = history_points
         self.full_since: float | None = None  # when a write last failed for lack of space
         migrate(dialect)
+        dialect.keep_reserve()
 
     @property
     def local_reads(self) -> bool:
@@ -162,11 +164,20 @@ class Store:
         """Raise unless the store answers and can take writes (503 or 507 for /readyz)."""
         self._read("SELECT 1")
         free = self.dialect.free_bytes()
-        if free is not None and free < RESERVE_BYTES:
+        if free is not None and free < READY_FREE_BYTES:
             raise StoreFull(f"Only {free} bytes are left on the database's filesystem.")
+        self._room()
         if self.full_since is not None:
             raise StoreFull(
                 "The last write failed for lack of space, and none has succeeded since."
+            )
+
+    def _room(self) -> None:
+        """Refuse a write that would take the room kept for deletes on a full disk."""
+        if not self.dialect.keep_reserve():
+            raise StoreFull(
+                "The database's filesystem is full: the space left is kept so that deleting "
+                "networks can free more."
             )
 
     # ---- networks ------------------------------------------------------------------------
@@ -192,6 +203,7 @@ class Store:
         )
         params, moments = state_bytes(network)
         record = NetworkRecord(meta, network)
+        self._room()
         with self.dialect.writing() as conn:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_owner(conn, owner)
@@ -274,17 +286,29 @@ class Store:
 
     @_translated
     def delete_network(self, network_id: str, owner: str) -> None:
-        """Delete a network with its history, gradients and jobs. It works on a full disk too:
-        on SQLite a delete needs little room, and it gives the freed pages back."""
-        with self.dialect.writing() as conn:
-            deleted = self.dialect.execute(
-                conn, "DELETE FROM networks WHERE id = ? AND owner = ?", (network_id, owner)
-            ).rowcount
+        """Delete a network with its history, gradients and jobs, and give their space back to
+        the filesystem. It works on a full disk too: a delete that finds no room runs in the
+        room the dialect keeps for it (:meth:`Dialect.make_room`)."""
+
+        def delete() -> int:
+            with self.dialect.writing() as conn:
+                return int(
+                    self.dialect.execute(
+                        conn, "DELETE FROM networks WHERE id = ? AND owner = ?", (network_id, owner)
+                    ).rowcount
+                )
+
+        try:
+            deleted = delete()
+        except _DRIVER_ERRORS as error:
+            full = self.dialect.translate(error, committing=isinstance(error, CommitFailed))
+            if not isinstance(full, StoreFull) or not self.dialect.make_room():
+                raise
+            deleted = delete()
         if not deleted:
             raise NetworkMissing(network_id)
-        if self.dialect.local_reads:
-            with self.dialect.reading() as conn:
-                conn.execute("PRAGMA incremental_vacuum")
+        self.dialect.compact()
+        self.dialect.keep_reserve()
         self.full_since = None
 
     @_translated
@@ -300,6 +324,7 @@ class Store:
         params, moments = state_bytes(network)
         grads = None if update.gradients is None else codec.little_endian(update.gradients.grad)
         now = utc_now()
+        self._room()
         with self.dialect.writing() as conn:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_network(conn, network_id)
@@ -506,6 +531,7 @@ class Store:
         """Insert a queued job (in the transaction that checks no other job is active on the
         network). Raise :class:`NetworkMissing` or :class:`NetworkBusy`."""
         body = codec.job_request_to_bytes(request)
+        self._room()
         with self.dialect.writing() as conn:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_network(conn, network_id)

@@ -9,6 +9,7 @@ ships) so the test needs no network. The rest pins down what the files must keep
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from service.core.settings import Settings
 from tests.packaging import (
     COMPOSE_FILE,
     DOCKERFILE,
@@ -237,6 +239,33 @@ def test_compose_healthcheck_is_the_dockerfiles(
         assert option in healthcheck
 
 
+def seconds(duration: str) -> float:
+    """A compose duration (``40s``, ``1m30s``) in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    total, number = 0.0, ""
+    for part in re.findall(r"\d+(?:\.\d+)?|ms|[hms]", duration):
+        if part in units:
+            total += float(number) * units[part]
+        else:
+            number = part
+    return total
+
+
+@pytest.mark.parametrize("name", ["api", "replica"])
+def test_compose_stop_grace_outlasts_the_services_drain(compose: dict[str, Any], name: str) -> None:
+    """Docker SIGKILLs a container stop_grace_period after SIGTERM (10 s by default); the
+    service drains for SHUTDOWN_GRACE_SECONDS, lets a commit under way take up to the database
+    timeout, and then checkpoints its jobs (the database timeout again)."""
+    service = compose["services"][name]
+    defaults = Settings.model_fields
+    drain = defaults["shutdown_grace_seconds"].default + 2 * float(
+        defaults["database_timeout_seconds"].default
+    )
+    grace = service["environment"].get("BACKPROP_SHUTDOWN_GRACE_SECONDS")
+    assert grace is None, "the drain is the default one; change this test with it"
+    assert seconds(service["stop_grace_period"]) > drain
+
+
 # --- docker-compose.yml: the `scale` profile (PostgreSQL, replicas, nginx) -----------------
 
 SCALE_SERVICES = ("postgres", "rabbitmq", "replica", "worker", "nginx")
@@ -301,7 +330,10 @@ def test_scale_replicas_enqueue_and_workers_run_the_jobs(
     assert "deploy" not in worker, "scaled with --scale worker=N"
     for service in (replica, worker):
         assert service["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
-        assert service["stop_grace_period"] == "30s"
+    # A worker's SIGTERM: the step under way, a checkpoint (the database timeout at most), a
+    # message published; well inside its grace.
+    database_timeout = float(Settings.model_fields["database_timeout_seconds"].default)
+    assert seconds(worker["stop_grace_period"]) > 4 * database_timeout
 
 
 def test_scale_nginx_is_official_and_serves_the_replicas_on_8000(compose: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from service.core.errors import is_v2
 from service.core.settings import Settings
+from service.main import create_app
 from service.store import Store
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, app_client, assert_problem, create
 
@@ -151,3 +152,19 @@ async def test_errors_never_5xx_on_odd_bodies(client: httpx.AsyncClient) -> None
             response = await client.post(f"/networks/{net['id']}{path}", json=body)
             assert 400 <= response.status_code < 500, (path, body, response.text)
             assert response.headers["content-type"].startswith(PROBLEM_JSON)
+
+
+async def test_a_bug_is_a_problem_json_500_that_closes_the_connection(
+    settings: Settings, store: Store
+) -> None:
+    app = create_app(settings, store)
+
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/broken")
+    assert_problem(response, 500, "a bug; it is logged", "same Idempotency-Key")
+    assert response.headers["connection"] == "close"  # the server closes it after the answer

@@ -5,7 +5,10 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
+from fastapi import FastAPI
 
+from service.core.settings import Settings
+from service.store import open_store
 from tests.service.helpers import assert_problem, b64, create, unb64
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +202,20 @@ async def test_limits_from_settings(client: httpx.AsyncClient) -> None:
     assert_problem(too_big, 422, "parameters", "10000000")
     too_wide = await client.post("/networks", json={"layer_dims": [200_000, 1]})
     assert_problem(too_wide, 422, "200000 units")
+
+
+async def test_a_network_deleted_by_another_process_leaves_this_ones_memory(
+    client: httpx.AsyncClient, app: FastAPI, settings: Settings
+) -> None:
+    net = await create(client)
+    predicted = await client.post(f"/networks/{net['id']}/predict", json={"X": [[0.0], [1.0]]})
+    assert predicted.status_code == 200
+    assert len(app.state.warm) == 1
+    other = open_store(settings.database_url)  # another worker or replica on the same store
+    try:
+        other.delete_network(net["id"], "")
+    finally:
+        other.close()
+    gone = await client.post(f"/networks/{net['id']}/predict", json={"X": [[0.0], [1.0]]})
+    assert_problem(gone, 404, net["id"])
+    assert len(app.state.warm) == 0

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import numpy as np
 import pytest
 
 from model import Layout, Trainer, TrainOptions, create_network, train
 from service.core.settings import Settings
+from service.main import create_app
 from service.store import NetworkMissing, Store
 from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, b64, create
 
@@ -285,3 +288,25 @@ async def test_a_float32_network_trains_the_same_from_lists_and_base64_and_refus
         response = await client.post(f"/networks/{net['id']}/train", json={"X": X_wire, "Y": Y})
         assert_problem(response, 422, "X", "finite", "float32 holds magnitudes up to")
     assert (await client.get(f"/networks/{net['id']}")).json()["version"] == 2
+
+
+async def test_a_train_stopped_by_the_drain_is_503_with_nothing_committed(
+    settings: Settings, store: Store
+) -> None:
+    app_settings = Settings(database_url=settings.database_url, max_train_work=10**13)
+    app = create_app(app_settings, store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        net = await create(client, layer_dims=[2, 64, 64, 1])
+        call = asyncio.create_task(
+            client.post(
+                f"/networks/{net['id']}/train", json={"X": XOR_X, "Y": XOR_Y, "epochs": 10**7}
+            )
+        )
+        while app.state.heavy.in_flight == 0:
+            await asyncio.sleep(0.01)
+        app.state.heavy.drain()  # what the drain timer does before the grace period ends
+        response = await call
+    assert_problem(response, 503, "shutting down", "not applied")
+    assert response.headers["retry-after"] == "1"
+    assert store.get_meta(net["id"], "").steps_trained == 0
