@@ -9,6 +9,7 @@ last steps and are handed back, to resume in the next process.
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -158,6 +159,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             app.state.warm = WarmNetworks(app.state.store, settings.warm_bytes)
         app.state.jobs.start()  # and resume the jobs that dead processes left behind
         _on_sigterm(begin_drain)
+        # What start-up made (modules, the app, its schemas) lives as long as the process: out
+        # of the collector's sight, a full collection no longer walks it, and no longer stalls
+        # the event loop for as long (about 0.1 s with it, measured).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
