@@ -116,7 +116,11 @@ class Settings(BaseSettings):
         description="Training jobs one process runs at once; the rest wait, queued.",
     )
     checkpoint_seconds: float = Field(
-        2.0, gt=0, le=3600, description="A running job commits a checkpoint this often."
+        2.0,
+        gt=0,
+        le=3600,
+        description="A running job commits a checkpoint at least this often: a crash loses at "
+        "most this much of its work.",
     )
     max_job_restarts: int = Field(
         5, ge=0, description="Interruptions after which a job ends failed instead of resuming."

@@ -167,12 +167,17 @@ def run_attempt(
     diverged: TrainingDiverged | None = None
     sliced_at = None if slice_seconds is None else time.monotonic() + slice_seconds
     last_report = last_checkpoint = time.monotonic()
+    # A crash loses the steps since the last checkpoint. They are committed a little more
+    # often than checkpoint_seconds (a chunk of steps and the commit fit in the margin), so
+    # that is never more than checkpoint_seconds of work.
+    every = max(0.0, settings.checkpoint_seconds - 2 * PROGRESS_SECONDS)
     stepper = Stepper(run.trainer)
     try:
         while not run.trainer.done and not stop:
             made = len(run.pending)
+            due = last_checkpoint + every - time.monotonic()
             try:
-                stepper.step_for(PROGRESS_SECONDS, records=run.pending)
+                stepper.step_for(min(PROGRESS_SECONDS, max(0.0, due)), records=run.pending)
             except TrainingDiverged as error:
                 diverged = error
             if len(run.pending) > made:
@@ -183,7 +188,7 @@ def run_attempt(
             if now - last_report >= REPORT_SECONDS:
                 run.report()
                 last_report = now
-            if now - last_checkpoint >= settings.checkpoint_seconds:
+            if now - last_checkpoint >= every:
                 before = run.committed
                 run.checkpoint()
                 on_steps(run.committed - before)
