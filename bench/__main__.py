@@ -22,10 +22,13 @@ SECTIONS = (
     "steps",
     "wire",
     "memory",
+    "onestep",
     "http",
+    "throughput",
     "rates",
     "latency",
     "job",
+    "workers",
     "playground",
 )
 

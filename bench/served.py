@@ -1,12 +1,16 @@
 """The sections measured through real servers: what each runs (fewer rounds with ``quick``)
-and the tables and goals it prints. The measurements are in :mod:`bench.http`."""
+and the tables and goals it prints. The measurements are in :mod:`bench.http`
+and :mod:`bench.onestep`."""
 
 from __future__ import annotations
 
-from bench.tables import goal, table
+import dataclasses
+
+from bench.tables import goal, load_average, table
 from tests.support.server import ServerProcess
 
-ONE_WORKER = ("http", "rates", "latency", "job")
+ONE_WORKER = ("onestep", "http", "throughput", "rates", "latency", "job")
+ONE_STEP_GOALS = {"[784, 128, 64, 10]": 3.0, "[784, 512, 512, 10]": 1.5}
 
 
 def run(quick: bool, threads: int, sections: set[str]) -> None:
@@ -16,13 +20,76 @@ def run(quick: bool, threads: int, sections: set[str]) -> None:
         with server(threads) as process:
             print(f"\n(server: backprop-service, one uvicorn worker, {process.url})")
             for name, section in (
+                ("onestep", _onestep),
                 ("http", _http),
+                ("throughput", _throughput),
                 ("rates", _rates),
                 ("latency", _latency),
                 ("job", _job),
             ):
                 if name in sections:
                     section(process, quick)
+    if "workers" in sections:
+        _workers(quick, threads)
+
+
+def _onestep(process: ServerProcess, quick: bool) -> None:
+    from bench.http import LARGE, MEDIUM
+    from bench.onestep import measure_one_step
+
+    rounds = 3 if quick else 11
+    print(
+        "\n## One-step /train calls (epochs=1, base64) over one keep-alive httpx client, beside "
+        "the same step in-process, ms per call, medians"
+    )
+    print(
+        "model.train: train(network, X, Y, epochs=1) on decoded arrays (what the route does: "
+        "a Trainer, the step, the final cost's forward pass); step: a warm Trainer's step "
+        "alone; /healthz: a GET over the same client. Ratios: median of per-round ratios"
+    )
+    rows, lines = [], []
+    for case in (MEDIUM, LARGE):
+        for optimizer in ("gd", "adam"):
+            r = measure_one_step(
+                process,
+                dataclasses.replace(case, optimizer=optimizer),
+                rounds,
+                10 if case is MEDIUM else 3,
+            )
+            rows.append(
+                [
+                    case.label,
+                    optimizer,
+                    r.ms["/train"],
+                    r.ms["model.train"],
+                    r.ratios["model.train"],
+                    r.ms["step"],
+                    r.ratios["step"],
+                    r.ms["/healthz"],
+                ]
+            )
+            bound = ONE_STEP_GOALS[str(list(case.dims))]
+            ratio = r.ratios["model.train"]
+            lines.append(
+                f"goal {case.label} {optimizer}: /train / model.train {ratio:.2f} <= {bound:g} "
+                f"{goal(ratio <= bound)} (/ the step alone: {r.ratios['step']:.2f})"
+            )
+    print(
+        table(
+            [
+                "case",
+                "optimizer",
+                "/train",
+                "model.train",
+                "ratio",
+                "step",
+                "ratio",
+                "GET /healthz",
+            ],
+            rows,
+        )
+    )
+    print("\n".join(lines))
 
 
 def _http(process: ServerProcess, quick: bool) -> None:
@@ -54,6 +121,49 @@ def _http(process: ServerProcess, quick: bool) -> None:
         )
     print(table(["case", "epochs", "in-process", "base64", "ratio", "nested lists", "ratio"], rows))
     print("\n".join(lines))
+
+
+def _throughput(process: ServerProcess, quick: bool) -> None:
+    from bench.onestep import CLIENTS, TINY, measure_throughput
+
+    rounds, seconds = (1, 1.5) if quick else (5, 3.0)
+    t = measure_throughput(process, rounds, seconds)
+    r = t.rates
+    print(
+        f"\n## One-step /train calls of {list(TINY.dims)} m={TINY.m} (base64) from {CLIENTS} "
+        f"keep-alive clients, each on a network of its own, beside GET /healthz from "
+        f"{CLIENTS}, one worker, medians of {rounds} rounds of {seconds:g} s"
+    )
+    print(
+        table(
+            [
+                "GET /healthz req/s",
+                "/train calls/s",
+                "train/healthz",
+                "errors",
+                "server cores (healthz, train)",
+                "generator cores (healthz, train)",
+            ],
+            [
+                [
+                    r.healthz,
+                    r.other,
+                    r.ratio,
+                    r.errors,
+                    f"{r.server_cores['healthz']:.2f}, {r.server_cores['other']:.2f}",
+                    f"{r.cpu_share['healthz']:.2f}, {r.cpu_share['other']:.2f}",
+                ]
+            ],
+        )
+    )
+    print(
+        f"the load generator (bench/load.py) is not the bottleneck: the same {CLIENTS} /train "
+        f"requests sent to a server that answers every request with the same bytes "
+        f"(python -m bench.load) go at {t.fixed:.0f}/s, {t.fixed / r.healthz:.1f}x the /healthz "
+        f"rate, the generator then using {t.fixed_cpu_share:.2f} of a core; driving the service "
+        f"it used {max(r.cpu_share.values()):.2f} of a core at most"
+    )
+    print(f"goal /train calls >= 0.25x the /healthz rate: {r.ratio:.2f} {goal(r.ratio >= 0.25)}")
 
 
 def _rates(process: ServerProcess, quick: bool) -> None:
@@ -111,3 +221,32 @@ def _job(process: ServerProcess, quick: bool) -> None:
     )
     print(table(["job s", "in-process s", "ratio"], [[r.job_s, r.in_process_s, r.ratio]]))
     print(f"goal job <= 1.2x in-process: {r.ratio:.2f} {goal(r.ratio <= 1.2)}")
+
+
+def _workers(quick: bool, threads: int) -> None:
+    from bench.onestep import measure_workers
+
+    rounds, seconds = (2, 1.5) if quick else (6, 3.0)
+    print(f"\n(now: {load_average()})")
+    r = measure_workers(threads, rounds, seconds)
+    print(
+        f"\n## One-step /train calls of {r.case.label} (gd, base64) from 2 keep-alive clients, "
+        "each on a network of its own: backprop-service --workers 1 beside --workers 2 (both "
+        f"up, measured in turn), medians of {rounds} rounds of {seconds:g} s"
+    )
+    print(
+        table(
+            ["server", "calls/s", "server cores", "generator cores"],
+            [
+                [name, rate, r.server_cores[name], r.cpu_share[name]]
+                for name, rate in r.rates.items()
+            ],
+        )
+    )
+    print(
+        f"errors: {r.errors}. The kernel gives a new connection to whichever worker accepts "
+        f"first: {r.placements} pairs of connections were opened for {rounds} rounds until "
+        "each worker held one (as a load balancer in front would place them); "
+        f"{r.placements - rounds} had both on one worker"
+    )
+    print(f"goal 2 workers >= 1.6x 1 worker: {r.ratio:.2f} {goal(r.ratio >= 1.6)}")
