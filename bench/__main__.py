@@ -1,5 +1,5 @@
 """``python -m bench [--quick] [--threads N] [--only SECTION ...]``: the performance goals
-(issues 5 and 15), side by side in one run, printed as tables of ratios.
+(issues 5, 15 and 20), side by side in one run, printed as tables of ratios.
 
 BLAS is pinned to one thread (``--threads``) before numpy is imported, here and in the
 server subprocess. Each ratio is the median over rounds of a ratio measured within one
@@ -29,6 +29,7 @@ SECTIONS = (
     "latency",
     "job",
     "workers",
+    "queue",
     "playground",
 )
 

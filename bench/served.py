@@ -1,16 +1,19 @@
 """The sections measured through real servers: what each runs (fewer rounds with ``quick``)
-and the tables and goals it prints. The measurements are in :mod:`bench.http`
-and :mod:`bench.onestep`."""
+and the tables and goals it prints. The measurements are in :mod:`bench.http`,
+:mod:`bench.onestep` and :mod:`bench.queue`."""
 
 from __future__ import annotations
 
 import dataclasses
+import random
+import statistics
 
 from bench.tables import goal, load_average, table
 from tests.support.server import ServerProcess
 
 ONE_WORKER = ("onestep", "http", "throughput", "rates", "latency", "job")
 ONE_STEP_GOALS = {"[784, 128, 64, 10]": 3.0, "[784, 512, 512, 10]": 1.5}
+CHECKPOINT_SECONDS = 2.0  # the service's default
 
 
 def run(quick: bool, threads: int, sections: set[str]) -> None:
@@ -31,6 +34,8 @@ def run(quick: bool, threads: int, sections: set[str]) -> None:
                     section(process, quick)
     if "workers" in sections:
         _workers(quick, threads)
+    if "queue" in sections:
+        _queue(quick, threads)
 
 
 def _onestep(process: ServerProcess, quick: bool) -> None:
@@ -250,3 +255,100 @@ def _workers(quick: bool, threads: int) -> None:
         f"{r.placements - rounds} had both on one worker"
     )
     print(f"goal 2 workers >= 1.6x 1 worker: {r.ratio:.2f} {goal(r.ratio >= 1.6)}")
+
+
+def _queue(quick: bool, threads: int) -> None:
+    from bench.http import JOB_CASE, measure_job
+    from bench.queue import broker_missing, cluster, measure_job_scaling, measure_kills
+
+    print(
+        "\n## Jobs on a queue: a service with BACKPROP_QUEUE_URL (RabbitMQ, a scratch virtual "
+        "host) and `backprop-service worker` processes, one SQLite store file they all open, "
+        f"BACKPROP_CHECKPOINT_SECONDS={CHECKPOINT_SECONDS:g}; jobs train {list(JOB_CASE.dims)} "
+        f"m={JOB_CASE.m} float64"
+    )
+    missing = broker_missing()
+    if missing:
+        print(f"skipped: {missing}")
+        return
+    with cluster(threads, CHECKPOINT_SECONDS) as running:
+        running.add_worker()
+        steps = 250 if quick else 2500
+        job = measure_job(running.service, 1 if quick else 2, steps)
+        print(
+            f"\n### A job of {steps} steps through the queue (the service and one worker) "
+            "beside the same steps in-process, seconds from POST to the final event, medians"
+        )
+        print(table(["job s", "in-process s", "ratio"], [[job.job_s, job.in_process_s, job.ratio]]))
+        print(f"goal job <= 1.1x in-process: {job.ratio:.2f} {goal(job.ratio <= 1.1)}")
+
+        running.add_worker()
+        rounds, steps = (1, 200) if quick else (3, 1500)
+        print(f"\n(now: {load_average()})")
+        s = measure_job_scaling(running, rounds, steps)
+        print(
+            f"\n### One worker running one job of {steps} steps beside two workers running two "
+            f"at once (in turn, {rounds} rounds), steps per second, medians"
+        )
+        print(
+            table(
+                ["", "steps/s", "workers' cores"],
+                [[name, rate, s.worker_cores[name]] for name, rate in s.rates.items()],
+            )
+        )
+        print(
+            "a job's rate: its steps / (finished_at - started_at) in the store; two workers': "
+            f"the sum of their jobs' rates (the second started {s.stagger_s:.2f} s after the "
+            "first, median)"
+        )
+        print(f"goal 2 workers >= 1.7x 1 worker: {s.ratio:.2f} {goal(s.ratio >= 1.7)}")
+
+        trials = 2 if quick else 6
+        seed = random.SystemRandom().randrange(2**32)
+        kills = measure_kills(running, trials, CHECKPOINT_SECONDS, random.Random(seed))
+        print(
+            f"\n### SIGKILL of the worker running a job, at a random moment (seed {seed}), "
+            f"{trials} trials; another worker resumes it"
+        )
+        print(
+            "killed: seconds after the job's first checkpoint was seen; trained: the steps made "
+            "when killed, estimated from the last report (every 0.5 s, read every 20 ms) and "
+            "the job's rate; lost: (trained - checkpoint) / rate, and the same from the last "
+            "report alone (a lower bound)"
+        )
+        print(
+            table(
+                [
+                    "killed s",
+                    "checkpoint",
+                    "reported",
+                    "trained",
+                    "steps/s",
+                    "lost s",
+                    "lost s (reported)",
+                    "resumed from",
+                    "resumed after s",
+                ],
+                [
+                    [
+                        k.killed_after_s,
+                        k.checkpoint_step,
+                        k.reported_step,
+                        round(k.trained_step),
+                        k.steps_per_s,
+                        k.lost_s,
+                        k.reported_lost_s,
+                        k.resumed_from,
+                        k.resumed_after_s,
+                    ]
+                    for k in kills
+                ],
+            )
+        )
+        lost = [k.lost_s for k in kills]
+        worst = max(lost)
+        print(
+            f"goal work lost to a SIGKILL <= one checkpoint interval ({CHECKPOINT_SECONDS:g} s): "
+            f"max {worst:.2f} s, median {statistics.median(lost):.2f} s "
+            f"{goal(worst <= CHECKPOINT_SECONDS)}"
+        )
