@@ -4,7 +4,6 @@ latency under training, and a job beside the same steps in-process."""
 
 from __future__ import annotations
 
-import statistics
 import sys
 import threading
 import time
@@ -17,7 +16,7 @@ import httpx
 import numpy as np
 import orjson
 
-from bench.load import Load, LoadResult, interleaved_loads, median_rate, rate_ratio, request_bytes
+from bench.load import Load, interleaved_loads, median_rate, medians, rate_ratio, request_bytes
 from bench.reference import Array, Case, make_batch
 from bench.steps import local_network
 from bench.timing import WALL, interleaved
@@ -145,6 +144,7 @@ class RequestRates:
     errors: int
     cpu_share: dict[str, float]  # the load generator's CPU time over wall time, median
     server_cores: dict[str, float]  # the server's CPU time over wall time, median
+    other_cores: dict[str, float]  # other processes' on the machine meanwhile, median
 
 
 def versus_healthz(
@@ -158,17 +158,14 @@ def versus_healthz(
         "other": Load(process.url, payloads, server_pid=pid),
     }
     results = interleaved_loads(loads, rounds, seconds)
-
-    def medians(value: Callable[[LoadResult], float]) -> dict[str, float]:
-        return {name: statistics.median(map(value, runs)) for name, runs in results.items()}
-
     return RequestRates(
         median_rate(results["healthz"]),
         median_rate(results["other"]),
         rate_ratio(results["other"], results["healthz"]),
         sum(r.errors for runs in results.values() for r in runs),
-        medians(lambda r: r.cpu_share),
-        medians(lambda r: r.server_cores or 0.0),
+        medians(results, lambda r: r.cpu_share),
+        medians(results, lambda r: r.server_cores),
+        medians(results, lambda r: r.other_cores),
     )
 
 

@@ -34,6 +34,7 @@ class LoadResult:
     cpu_seconds: float  # this process's CPU time over the run: what generating the load cost
     placements: int = 1  # connection sets opened until ``placed`` accepted one
     server_cpu_seconds: float | None = None  # the server's processes' CPU time over the run
+    machine_cpu_seconds: float | None = None  # every process's on this machine, the same way
 
     @property
     def rate(self) -> float:
@@ -49,6 +50,15 @@ class LoadResult:
         """The server's CPU time over the wall time: the cores it got (of those it could use,
         on a machine that others share)."""
         return None if self.server_cpu_seconds is None else self.server_cpu_seconds / self.seconds
+
+    @property
+    def other_cores(self) -> float | None:
+        """The cores that processes other than the server and the generator kept busy
+        meanwhile: what a shared machine took from the measurement."""
+        if self.server_cpu_seconds is None or self.machine_cpu_seconds is None:
+            return None
+        others = self.machine_cpu_seconds - self.server_cpu_seconds - self.cpu_seconds
+        return max(0.0, others) / self.seconds
 
 
 def request_bytes(url: str, method: str = "GET", body: bytes = b"") -> bytes:
@@ -171,17 +181,29 @@ def interleaved_loads(
         for name in names[r % len(names) :] + names[: r % len(names)]:
             load = loads[name]
             pid = load.server_pid
-            before = None if pid is None else tree_cpu_seconds(pid)
+            before = None if pid is None else (tree_cpu_seconds(pid), machine_cpu_seconds())
             result = hammer(load.url, load.payloads, seconds, load.placed)
             if pid is not None and before is not None:
-                spent = tree_cpu_seconds(pid) - before
-                result = dataclasses.replace(result, server_cpu_seconds=spent)
+                result = dataclasses.replace(
+                    result,
+                    server_cpu_seconds=tree_cpu_seconds(pid) - before[0],
+                    machine_cpu_seconds=machine_cpu_seconds() - before[1],
+                )
             results[name].append(result)
     return results
 
 
 def median_rate(results: Sequence[LoadResult]) -> float:
     return statistics.median(r.rate for r in results)
+
+
+def medians(
+    results: Mapping[str, Sequence[LoadResult]], value: Callable[[LoadResult], float | None]
+) -> dict[str, float]:
+    """The median over rounds of ``value`` for each load (0 where it was not measured)."""
+    return {
+        name: statistics.median(value(r) or 0.0 for r in runs) for name, runs in results.items()
+    }
 
 
 def rate_ratio(results: Sequence[LoadResult], baseline: Sequence[LoadResult]) -> float:
@@ -200,6 +222,14 @@ def tree_cpu_seconds(pid: int) -> float:
         fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time every process on the machine has used so far (all CPUs, idle and I/O wait
+    left out), in seconds."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def serving_processes(server_pid: int, port: int, client_ports: Sequence[int]) -> list[int]:

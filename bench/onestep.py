@@ -22,9 +22,9 @@ import httpx
 from bench.http import MEDIUM, RequestRates, batch_body, create, server, train_call, versus_healthz
 from bench.load import (
     Load,
-    LoadResult,
     interleaved_loads,
     median_rate,
+    medians,
     rate_ratio,
     request_bytes,
     serving_processes,
@@ -114,6 +114,7 @@ class WorkerScaling:
     ratio: float  # 2 workers over 1, median of per-round ratios
     cpu_share: dict[str, float]  # the load generator's, median
     server_cores: dict[str, float]  # the server's CPU time over wall time, median
+    other_cores: dict[str, float]  # other processes' on the machine meanwhile, median
     errors: int
     placements: int  # connection pairs opened for the 2-worker server
     rounds: int
@@ -151,8 +152,9 @@ def measure_workers(threads: int, rounds: int, seconds: float) -> WorkerScaling:
         case,
         {name: median_rate(runs) for name, runs in results.items()},
         rate_ratio(two, one),
-        {name: statistics.median(r.cpu_share for r in runs) for name, runs in results.items()},
-        {name: _median_cores(runs) for name, runs in results.items()},
+        medians(results, lambda r: r.cpu_share),
+        medians(results, lambda r: r.server_cores),
+        medians(results, lambda r: r.other_cores),
         sum(r.errors for runs in results.values() for r in runs),
         sum(r.placements for r in two),
         rounds,
@@ -170,7 +172,3 @@ def _one_connection_per_worker(process: ServerProcess) -> Callable[[list[int]], 
         return len(set(pids)) == len(pids)
 
     return placed
-
-
-def _median_cores(runs: list[LoadResult]) -> float:
-    return statistics.median(r.server_cores or 0.0 for r in runs)

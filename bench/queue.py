@@ -27,7 +27,7 @@ from datetime import datetime
 import httpx
 
 from bench.http import JOB_CASE, batch_body, blas_env, create, server
-from bench.load import tree_cpu_seconds
+from bench.load import machine_cpu_seconds, tree_cpu_seconds
 from bench.reference import make_batch
 from service.store import JobRecord, Store, open_store
 from tests.support import rabbitmq
@@ -129,6 +129,7 @@ class JobScaling:
     rates: dict[str, float]  # steps per second, median over rounds: "1 worker", "2 workers"
     ratio: float  # two workers' rate over one's, median of per-round ratios
     worker_cores: dict[str, float]  # the workers' CPU time over the wall time, median
+    other_cores: dict[str, float]  # every other process's (the service's too), median
     stagger_s: float  # how much later the second of two jobs started, median
 
 
@@ -142,15 +143,17 @@ def measure_job_scaling(running: Cluster, rounds: int, steps: int) -> JobScaling
     body is stored while the first one's is read), which the stagger shows."""
     X, Y = make_batch(JOB_CASE)
     body = batch_body(X, Y, "base64", epochs=steps)
-    samples: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
+    samples: dict[int, list[tuple[float, float, float, float]]] = {1: [], 2: []}
     with httpx.Client(base_url=running.service.url, timeout=600) as client:
 
-        def run(jobs: int) -> tuple[float, float, float]:
-            cpu = running.workers_cpu_seconds()
+        def run(jobs: int) -> tuple[float, float, float, float]:
+            started_at = time.monotonic()
+            cpu, machine = running.workers_cpu_seconds(), machine_cpu_seconds()
             with ThreadPoolExecutor(jobs) as pool:
                 ids = list(pool.map(lambda _: submit(client, body), range(jobs)))
             ended = [wait_for(running.store, i, lambda j: not j.active) for i in ids]
-            cpu = running.workers_cpu_seconds() - cpu
+            cpu, machine = running.workers_cpu_seconds() - cpu, machine_cpu_seconds() - machine
+            wall = time.monotonic() - started_at
             if any(job.status != "succeeded" for job in ended):
                 raise RuntimeError(f"a job did not succeed: {[j.status for j in ended]}")
             if len({job.runner for job in ended}) != jobs:
@@ -158,8 +161,7 @@ def measure_job_scaling(running: Cluster, rounds: int, steps: int) -> JobScaling
             started = [_seconds(job.started_at) for job in ended]
             finished = [_seconds(job.finished_at) for job in ended]
             rate = sum(steps / (end - start) for start, end in zip(started, finished, strict=True))
-            span = max(finished) - min(started)
-            return rate, cpu / span, max(started) - min(started)
+            return rate, cpu / wall, (machine - cpu) / wall, max(started) - min(started)
 
         for r in range(rounds):
             for jobs in (1, 2) if r % 2 == 0 else (2, 1):
@@ -174,7 +176,8 @@ def measure_job_scaling(running: Cluster, rounds: int, steps: int) -> JobScaling
         {"1 worker": median(1, 0), "2 workers": median(2, 0)},
         statistics.median(ratios),
         {"1 worker": median(1, 1), "2 workers": median(2, 1)},
-        median(2, 2),
+        {"1 worker": median(1, 2), "2 workers": median(2, 2)},
+        median(2, 3),
     )
 
 

@@ -19,6 +19,12 @@ CHECKPOINT_SECONDS = 2.0  # the service's default
 def run(quick: bool, threads: int, sections: set[str]) -> None:
     from bench.http import server
 
+    if sections & {"throughput", "rates", "workers", "queue"}:
+        print(
+            "\n(cores, in the tables below: CPU seconds per wall second of the server's or the "
+            "workers' processes, of the load generator, and of every other process on the "
+            "machine meanwhile, which a shared machine takes from the measurement)"
+        )
     if sections & set(ONE_WORKER):
         with server(threads) as process:
             print(f"\n(server: backprop-service, one uvicorn worker, {process.url})")
@@ -148,6 +154,7 @@ def _throughput(process: ServerProcess, quick: bool) -> None:
                 "errors",
                 "server cores (healthz, train)",
                 "generator cores (healthz, train)",
+                "others' cores (healthz, train)",
             ],
             [
                 [
@@ -157,6 +164,7 @@ def _throughput(process: ServerProcess, quick: bool) -> None:
                     r.errors,
                     f"{r.server_cores['healthz']:.2f}, {r.server_cores['other']:.2f}",
                     f"{r.cpu_share['healthz']:.2f}, {r.cpu_share['other']:.2f}",
+                    f"{r.other_cores['healthz']:.2f}, {r.other_cores['other']:.2f}",
                 ]
             ],
         )
@@ -188,6 +196,7 @@ def _rates(process: ServerProcess, quick: bool) -> None:
                 "predict/healthz",
                 "errors",
                 "server cores (healthz, predict)",
+                "others' cores (healthz, predict)",
             ],
             [
                 [
@@ -196,6 +205,7 @@ def _rates(process: ServerProcess, quick: bool) -> None:
                     r.ratio,
                     r.errors,
                     f"{r.server_cores['healthz']:.2f}, {r.server_cores['other']:.2f}",
+                    f"{r.other_cores['healthz']:.2f}, {r.other_cores['other']:.2f}",
                 ]
             ],
         )
@@ -241,9 +251,9 @@ def _workers(quick: bool, threads: int) -> None:
     )
     print(
         table(
-            ["server", "calls/s", "server cores", "generator cores"],
+            ["server", "calls/s", "server cores", "generator cores", "others' cores"],
             [
-                [name, rate, r.server_cores[name], r.cpu_share[name]]
+                [name, rate, r.server_cores[name], r.cpu_share[name], r.other_cores[name]]
                 for name, rate in r.rates.items()
             ],
         )
@@ -254,6 +264,8 @@ def _workers(quick: bool, threads: int) -> None:
         "each worker held one (as a load balancer in front would place them); "
         f"{r.placements - rounds} had both on one worker"
     )
+    per_cpu = ", ".join(f"{n} {rate / r.server_cores[n]:.0f}" for n, rate in r.rates.items())
+    print(f"calls per CPU second of the server's processes (from the medians): {per_cpu}")
     print(f"goal 2 workers >= 1.6x 1 worker: {r.ratio:.2f} {goal(r.ratio >= 1.6)}")
 
 
@@ -292,8 +304,11 @@ def _queue(quick: bool, threads: int) -> None:
         )
         print(
             table(
-                ["", "steps/s", "workers' cores"],
-                [[name, rate, s.worker_cores[name]] for name, rate in s.rates.items()],
+                ["", "steps/s", "workers' cores", "others' cores"],
+                [
+                    [name, rate, s.worker_cores[name], s.other_cores[name]]
+                    for name, rate in s.rates.items()
+                ],
             )
         )
         print(
@@ -301,6 +316,8 @@ def _queue(quick: bool, threads: int) -> None:
             f"the sum of their jobs' rates (the second started {s.stagger_s:.2f} s after the "
             "first, median)"
         )
+        per_cpu = ", ".join(f"{n} {v / s.worker_cores[n]:.0f}" for n, v in s.rates.items())
+        print(f"steps per CPU second of the workers (from the medians): {per_cpu}")
         print(f"goal 2 workers >= 1.7x 1 worker: {s.ratio:.2f} {goal(s.ratio >= 1.7)}")
 
         trials = 2 if quick else 6
