@@ -82,8 +82,8 @@ def _onestep(process: ServerProcess, quick: bool) -> None:
             bound = ONE_STEP_GOALS[str(list(case.dims))]
             ratio = r.ratios["model.train"]
             lines.append(
-                f"goal {case.label} {optimizer}: /train / model.train {ratio:.2f} <= {bound:g} "
-                f"{goal(ratio <= bound)} (/ the step alone: {r.ratios['step']:.2f})"
+                f"goal {case.label} {optimizer}: the /train call over model.train {ratio:.2f} "
+                f"<= {bound:g} {goal(ratio <= bound)} (over the step alone: {r.ratios['step']:.2f})"
             )
     print(
         table(
