@@ -17,7 +17,8 @@ Array = NDArray[np.floating]
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark network and batch: layer sizes, hidden activation, output, dtype, m."""
+    """One benchmark network and batch: layer sizes, hidden activation, output, dtype, m,
+    and its optimizer."""
 
     dims: tuple[int, ...]
     m: int
@@ -25,6 +26,7 @@ class Case:
     output: str  # sigmoid | softmax
     dtype: str
     learning_rate: float = 0.01
+    optimizer: str = "gd"  # gd | adam (the course's reference step is gd)
 
     @property
     def label(self) -> str:

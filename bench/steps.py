@@ -35,8 +35,8 @@ class StepResult:
 
 
 def local_network(case: Case) -> Network:
-    """The case's network in model/: he initialization from seed 1, gradient descent (the
-    same network the HTTP benchmarks create through the API)."""
+    """The case's network in model/: he initialization from seed 1, the case's optimizer
+    (the same network the HTTP benchmarks create through the API)."""
     spec = build_spec(
         list(case.dims),
         hidden_activation=case.hidden,
@@ -44,7 +44,7 @@ def local_network(case: Case) -> Network:
         initialization="he",
         seed=1,
         dtype=case.dtype,
-        optimizer=OptimizerSpec(name="gd", learning_rate=case.learning_rate),
+        optimizer=OptimizerSpec(name=case.optimizer, learning_rate=case.learning_rate),
     )
     return create_network(spec)
 

@@ -45,7 +45,7 @@ from tests.e2e.resumable import (
 from tests.support import rabbitmq
 from tests.support.postgres import scratch_database, scratch_schema
 from tests.support.postgres import server_url_or_skip as postgres_or_skip
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, worker_process
 
 BIN = Path(sys.executable).with_name("backprop-service")
 
@@ -86,13 +86,8 @@ class Cluster:
         return self.processes[-1]
 
     def worker(self, **extra: str) -> ServerProcess:
-        worker = ServerProcess(
-            env={**self.env, **extra},
-            args=[str(BIN), "worker"],
-            ready=lambda: re.search(r"backprop-\d+@\S+ ready\.", worker.output()) is not None,
-        )
-        self.processes.append(worker.start())
-        return worker
+        self.processes.append(worker_process({**self.env, **extra}).start())
+        return self.processes[-1]
 
     def close(self) -> None:
         for process in self.processes:

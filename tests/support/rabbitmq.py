@@ -30,17 +30,25 @@ def rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
-def server_url_or_skip() -> str:
-    url = os.environ.get(ENV) or DEFAULT_URL
-    reason = ""
+def server_url() -> str:
+    return os.environ.get(ENV) or DEFAULT_URL
+
+
+def missing(url: str) -> str:
+    """Why the broker at ``url`` cannot be used here ("" if it can)."""
     if shutil.which("rabbitmqctl") is None:
-        reason = "rabbitmqctl is not on PATH"
-    else:
-        try:
-            with Connection(url, connect_timeout=5) as conn:
-                conn.connect()
-        except OSError as error:
-            reason = f"no RabbitMQ broker answers at {url} ({error})"
+        return "rabbitmqctl is not on PATH"
+    try:
+        with Connection(url, connect_timeout=5) as conn:
+            conn.connect()
+    except OSError as error:
+        return f"no RabbitMQ broker answers at {url} ({error})"
+    return ""
+
+
+def server_url_or_skip() -> str:
+    url = server_url()
+    reason = missing(url)
     if reason:
         if os.environ.get(ENV) or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
             pytest.fail(f"{reason}. The queue tests must run here.", pytrace=False)

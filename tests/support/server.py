@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -197,3 +198,14 @@ class ServerProcess:
     ) -> None:
         if self._process is not None:
             self.stop()
+
+
+def worker_process(env: Mapping[str, str] | None = None) -> ServerProcess:
+    """``backprop-service worker`` (a queue worker: no HTTP server), not started yet; ready
+    once Celery says so."""
+    process = ServerProcess(
+        env=env,
+        args=[str(Path(sys.executable).with_name("backprop-service")), "worker"],
+        ready=lambda: re.search(r"backprop-\d+@\S+ ready\.", process.output()) is not None,
+    )
+    return process
