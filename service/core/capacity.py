@@ -23,8 +23,16 @@ from service.core.errors import Unavailable
 T = TypeVar("T")
 
 
-class Stopped(Exception):
-    """The work was stopped before it finished (its client left, or the server is stopping)."""
+class Stopped(Unavailable):
+    """The work was stopped before it finished (its client left, or the server is stopping):
+    a 503, nothing committed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"The work was stopped before it finished: {reason}. Nothing was committed; retry "
+            "(on another replica, if this one is shutting down)."
+        )
+        self.reason = reason
 
 
 class Stop:

@@ -225,6 +225,16 @@ async def _on_memory_error(request: Request, exc: Exception) -> Response:
     return error_response(request.url.path, 503, detail, headers={"Retry-After": RETRY_AFTER})
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    """The outermost handler (Starlette's ServerErrorMiddleware, around every middleware): a
+    MemoryError raised outside a route is a 503 too; anything else is a bug, answered 500 as
+    problem+json without its trace (which the log keeps)."""
+    if isinstance(exc, MemoryError):
+        return await _on_memory_error(request, exc)
+    detail = "The service failed on this request; the failure is logged with its request id."
+    return error_response(request.url.path, 500, detail)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(store.StoreError, _on_store_error)
@@ -232,3 +242,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(MemoryError, _on_memory_error)
+    app.add_exception_handler(Exception, _on_unexpected)
