@@ -120,6 +120,7 @@ class JobManager:
             total_steps,
             None if self.queue is not None else self.runner,
             idempotency=idempotency,
+            keep_ended=self._settings.max_ended_jobs_per_network,
         )
         self._enqueue(job)
         return job

@@ -206,7 +206,7 @@ def test_the_pool_size_reaches_a_database_server(store_url: str) -> None:
 
 def test_the_per_key_quota_counts_what_networks_may_take(store: Store) -> None:
     network = new_network()
-    size = footprint(network, store.history_points)
+    size = footprint(network.spec, store.history_points)
     store.create_network("q1", "alice", None, network, quota=2 * size)
     store.create_network("q2", "alice", None, network, quota=2 * size)
     with pytest.raises(QuotaExceeded) as refused:
