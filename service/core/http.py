@@ -12,6 +12,7 @@ the time it may take to arrive, and the bytes of bodies held at once.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -20,9 +21,10 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 import orjson
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,10 +32,14 @@ from service.core.errors import RETRY_AFTER, Invalid, ProblemError, error_respon
 from service.core.wire import note_body
 
 JSON = "application/json"
-# Bodies above this are parsed on a worker thread: 64 KiB of numbers take about 0.5 ms, 1 MiB
-# about 10 ms, which would stall every other request on the event loop.
+# Bodies above this are parsed on a worker thread: 64 KiB of numbers take about 1 ms, 1 MiB
+# about 15 ms, which would stall every other request on the event loop. orjson holds the GIL
+# while it parses, so the loop still waits for the parse it competes with: one large body is
+# parsed at a time (_LARGE_PARSE), so that such waits never stack up.
 LOOP_PARSE_BYTES = 64 * 1024
+_LARGE_PARSE = threading.Lock()
 SHOWN_KEYS = 20  # unknown keys named in an answer
+MAX_BODY_KEYS = 16_384
 _NON_FINITE = (b"NaN", b"Infinity", b"-Infinity")
 
 
@@ -136,22 +142,48 @@ def _article(name: str) -> str:
 
 
 def _read_document(body: bytes, keys: _Keys | None) -> Any:
+    # Keys are what make JSON slow to parse (a MiB of them takes orjson 35 ms, the GIL held),
+    # and no request of this API has more than about 8,000 (a thousand layers of W and b in
+    # base64): a body that writes more is refused before it is parsed, from a count of '":'
+    # (how every JSON writer ends a key; one written otherwise is found after the parse).
+    written = body.count(b'":')
+    if written > MAX_BODY_KEYS:
+        raise Invalid(
+            f"The body holds about {written} keys; no request takes more than {MAX_BODY_KEYS}. "
+            "Send only the fields the route documents."
+        )
     parsed = parse_json(body)
     if keys is not None:
         refuse_unknown_keys(parsed, keys)
     return parsed
 
 
+def _read_large_document(body: bytes, model: type[BaseModel] | None) -> Any:
+    """A large body parsed, its keys checked and validated, all off the event loop (decoding
+    and checking a MiB of matrices takes tens of milliseconds): FastAPI then takes the model
+    it makes as it is."""
+    with _LARGE_PARSE:
+        parsed = _read_document(body, None if model is None else _keys(model))
+    if model is None:
+        return parsed
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in error.errors(include_url=False)]
+        ) from None
+
+
 class _JsonRequest(Request):
-    model_keys: _Keys | None = None
+    model: type[BaseModel] | None = None
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
             if len(body) > LOOP_PARSE_BYTES:
-                self._json = await run_in_threadpool(_read_document, body, self.model_keys)
+                self._json = await run_in_threadpool(_read_large_document, body, self.model)
             else:
-                self._json = _read_document(body, self.model_keys)
+                self._json = _read_document(body, None if self.model is None else _keys(self.model))
         return self._json
 
 
@@ -159,8 +191,12 @@ class JsonRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         body = self.body_field
-        model = None if body is None else body.field_info.annotation
-        keys = _keys(model) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        annotation = None if body is None else body.field_info.annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
 
         async def route(request: Request) -> Response:
             if body is None:
@@ -174,7 +210,7 @@ class JsonRoute(APIRoute):
                     status=415,
                 )
             wrapped = _JsonRequest(request.scope, request.receive)
-            wrapped.model_keys = keys
+            wrapped.model = model
             await wrapped.json()  # parsed and its keys checked, once; FastAPI reuses it
             return await handler(wrapped)
 
