@@ -17,6 +17,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -225,6 +226,13 @@ async def _on_memory_error(request: Request, exc: Exception) -> Response:
     return error_response(request.url.path, 503, detail, headers={"Retry-After": RETRY_AFTER})
 
 
+async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client left before its body had all arrived: nobody reads this answer, but the log
+    and the metrics count it as the client's doing (a 400), not as a failure (a 500)."""
+    detail = "The client disconnected before the request body had arrived."
+    return error_response(request.url.path, 400, detail)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     """The outermost handler (Starlette's ServerErrorMiddleware, around every middleware): a
     MemoryError raised outside a route is a 503 too; anything else is a bug, answered 500 as
@@ -242,4 +250,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(MemoryError, _on_memory_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_disconnect)
     app.add_exception_handler(Exception, _on_unexpected)
