@@ -7,11 +7,13 @@
   dribbles its headers one byte at a time would otherwise hold the connection for ever.
 - **A request head has at most ``max_header_bytes``** (its request line and headers); past it,
   431 and the connection closes. httptools sets no such limit.
-- **At most ``max_connections`` connections are open.** When one more comes, the connection
-  that has waited longest for its client (an idle keep-alive one, or one whose head or body
-  has not all arrived) is closed to make room; if every connection is busy answering a
+- **At most ``max_connections`` connections are open.** When one more comes, a connection
+  that waits for its client (one whose head or body has not all arrived, or an idle keep-alive
+  one) is closed to make room: the one that has waited longest among those that never had an
+  answer, else the one that has waited longest. If every connection is busy answering a
   request, the newcomer gets a 503 and is closed. So slow or idle clients cannot keep new ones
-  out, and the process never runs out of file descriptors.
+  out, clients that were answered before are the last to go, and the process never runs out
+  of file descriptors.
 - **An answer the client does not read** (its bytes stay in the send buffer) is dropped when
   the buffer has not shrunk in ``header_timeout_seconds`` after the answer was written.
 
@@ -74,6 +76,7 @@ class BoundedHttp(HttpToolsProtocol):
         # Since when the connection waits for its client (a head, or the rest of a body); None
         # while a request is being answered.
         self.waiting_since: float | None = None
+        self.answered = 0  # requests answered on this connection
         self._head_bytes = 0
         self._head_begun = False
         self._timer: asyncio.TimerHandle | None = None
@@ -93,12 +96,12 @@ class BoundedHttp(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        # A chunk fed while a head is awaited, that began before it and is still unfinished
-        # after it, was all head: counted here, by the chunk, as httptools keeps an unfinished
-        # header line itself. (The chunk a head begins in is not counted: it may hold the end
-        # of a previous body, which is read and dropped. So a head may exceed the limit by one
-        # chunk, never more.)
-        counting = self._timer is not None and self._head_begun
+        # A chunk fed while a head is awaited, and still unfinished after it, was all head
+        # (counted here, by the chunk, as httptools keeps an unfinished header line itself)
+        # unless the end of the previous request's body came first, which is read and dropped:
+        # so after an answer, the chunk a head begins in is not counted, and a head may exceed
+        # the limit by that one chunk, never more.
+        counting = self._timer is not None and (self._head_begun or not self.answered)
         super().data_received(data)
         if counting and self._timer is not None:
             self._head_bytes += len(data)
@@ -120,6 +123,7 @@ class BoundedHttp(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self.answered += 1
         super().on_response_complete()
         # uvicorn armed its keep-alive timer unless a pipelined request starts now.
         if self.timeout_keep_alive_task is not None and not self.transport.is_closing():
@@ -167,7 +171,8 @@ class BoundedHttp(HttpToolsProtocol):
         return sum(1 for c in self.connections if not c.transport.is_closing())
 
     def _make_room(self) -> None:
-        """Close the connection that has waited longest for its client, or this one."""
+        """Close a connection that waits for its client (see the module's docstring), or this
+        one."""
         waiting = [
             c
             for c in self.connections
@@ -177,7 +182,7 @@ class BoundedHttp(HttpToolsProtocol):
             and not c.transport.is_closing()
         ]
         if waiting:
-            oldest = min(waiting, key=lambda c: c.waiting_since or 0.0)
+            oldest = min(waiting, key=lambda c: (c.answered > 0, c.waiting_since or 0.0))
             oldest._close(FULL if oldest._head_begun else None)
         else:
             logger.warning(

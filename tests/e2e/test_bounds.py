@@ -17,9 +17,11 @@ import gzip
 import json
 import multiprocessing
 import os
+import resource
 import socket
 import sqlite3
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
@@ -613,3 +615,243 @@ def test_metrics_with_api_keys_need_the_operators_key(shared: tuple[ServerProces
     problem(refused, 401, "needs an API key")
     for key in (ATTACKER, VICTIM):  # a tenant's key: the counts cover the other's requests
         problem(httpx.get(f"{url}/metrics", headers=key), 403, "BACKPROP_METRICS_KEY")
+
+
+# ---- 3. compute: bounded by work, on a bounded executor, stopped when nobody waits -----------
+
+
+def test_heavy_work_is_bounded_by_its_work_and_by_the_executor(tmp_path: Path) -> None:
+    env = {
+        "BACKPROP_API_KEYS": KEYS,
+        "BACKPROP_METRICS_KEY": "operator-key",
+        "BACKPROP_HEAVY_WORKERS": "1",
+        "BACKPROP_HEAVY_QUEUE": "1",
+        "BACKPROP_MAX_TRAIN_WORK": "1000000000",
+        "BACKPROP_MAX_GRADCHECK_WORK": "50000000000",
+        "BACKPROP_SHUTDOWN_GRACE_SECONDS": "2",
+    }
+    server = cli_server(tmp_path, env).start()
+    try:
+        url, pid = server.url, server.process.pid
+        victim = create(url, VICTIM)
+        warm = httpx.post(f"{url}/networks/{victim}/predict", json={"X": SMALL_X}, headers=VICTIM)
+        assert warm.status_code == 200
+        deep = create(url, ATTACKER, layer_dims=[1, 60, 60, 1])  # 3,841 parameters
+        operator = {"Authorization": "Bearer operator-key"}
+        rng = np.random.RandomState(0)
+
+        def batch(m: int) -> dict[str, Any]:
+            return {"X": b64(rng.rand(1, m)), "Y": b64(np.ones((1, m)))}
+
+        attacker = httpx.Client(base_url=url, headers=ATTACKER, timeout=120)
+        # Work past the bounds is refused at once, naming it.
+        answer = quick(attacker.post, f"/networks/{deep}/gradient-check", json=batch(10_000))
+        problem(answer, 422, "3841 parameters on 10000 examples is 147532810000", "50000000000")
+        answer = quick(
+            attacker.post, f"/networks/{deep}/train", json={**batch(300), "epochs": 10**5}
+        )
+        problem(answer, 422, "100000 x 300 x 3841 = 115230000000", "(1000000000)")
+
+        # A flood of allowed gradient checks (some tenths of a second each): one runs, one
+        # waits, the rest get 503 with Retry-After at once; reads, /readyz and /metrics answer.
+        check = batch(100)
+
+        def gradient_check(_: int) -> tuple[int, float, httpx.Response]:
+            started = time.monotonic()
+            response = attacker.post(f"/networks/{deep}/gradient-check", json=check)
+            return response.status_code, time.monotonic() - started, response
+
+        with attack(url, pid, victim, memory=48 * MiB) as going, ThreadPoolExecutor(6) as pool:
+            while going():
+                flood = [pool.submit(gradient_check, i) for i in range(6)]
+                for path, headers in [
+                    (f"/networks/{victim}", VICTIM),
+                    (f"/networks/{victim}/parameters", VICTIM),
+                    ("/readyz", {}),
+                    ("/metrics", operator),
+                ]:
+                    assert quick(httpx.get, f"{url}{path}", headers=headers).status_code == 200
+                outcomes = [future.result() for future in flood]
+                assert sum(status == 200 for status, _, _ in outcomes) <= 2
+                for status, took, response in outcomes:
+                    if status == 503:
+                        assert took < QUICK_SECONDS
+                        problem(response, 503, "at capacity for heavy work", "1 calls running")
+                        assert response.headers["retry-after"] == "1"
+                    else:
+                        assert status == 200, response.text
+
+        # A client that stops waiting stops the work: the heavy thread is free again soon.
+        with pytest.raises(httpx.ReadTimeout):
+            attacker.post(f"/networks/{deep}/gradient-check", json=batch(3000), timeout=0.5)
+        deadline = time.monotonic() + 10
+        while "backprop_heavy_calls 0.0" not in httpx.get(f"{url}/metrics", headers=operator).text:
+            assert time.monotonic() < deadline, "the work went on without its client"
+            time.sleep(0.05)
+
+        # SIGTERM while a long check runs (about ten seconds): it is stopped at the drain time
+        # (the grace period less a second) and answered 503; the process exits within it.
+        long_check: dict[str, httpx.Response] = {}
+
+        def run_long() -> None:
+            long_check["answer"] = attacker.post(
+                f"/networks/{deep}/gradient-check", json=batch(3000)
+            )
+
+        caller = threading.Thread(target=run_long)
+        caller.start()
+        deadline = time.monotonic() + 10
+        while "backprop_heavy_calls 1.0" not in httpx.get(f"{url}/metrics", headers=operator).text:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        terminated = time.monotonic()
+        server.process.terminate()
+        code = server.process.wait(30)
+        took = time.monotonic() - terminated
+        caller.join(30)
+    finally:
+        if server.process.poll() is None:
+            server.kill()
+    assert code == 0, server.output()[-3000:]
+    assert took < 2 + 3, took  # the grace period, and the jobs' hand-back
+    problem(long_check["answer"], 503, "stopped before it finished", "shutting down")
+    assert "Traceback" not in server.output()
+
+
+# ---- 4. connections: timeouts and a bound on their number -------------------------------------
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bytes:
+    """Read until the server closes the connection (or fail after ``seconds``)."""
+    sock.settimeout(seconds)
+    data = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError(f"still open after {seconds} s: {data[:200]!r}")
+
+
+def test_connections_are_bounded_in_time_size_and_number(tmp_path: Path) -> None:
+    env = {
+        "BACKPROP_API_KEYS": KEYS,
+        "BACKPROP_MAX_CONNECTIONS": "100",
+        "BACKPROP_HEADER_TIMEOUT_SECONDS": "1",
+        "BACKPROP_BODY_TIMEOUT_SECONDS": "1.5",
+        "BACKPROP_MAX_HEADER_BYTES": "8192",
+    }
+    with cli_server(tmp_path, env) as server:
+        url, pid, port = server.url, server.process.pid, server.port
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        soft = int(next(line for line in limits.splitlines() if "open files" in line).split()[3])
+        assert soft >= 100 + 128  # raised to fit the connections, if it had to be
+        victim = create(url, VICTIM)
+        warm = httpx.post(f"{url}/networks/{victim}/predict", json={"X": SMALL_X}, headers=VICTIM)
+        assert warm.status_code == 200
+        files = open_files(pid)
+        head = b"GET /networks HTTP/1.1\r\nHost: x\r\n"  # never finished, and no key
+        most = 0
+        with attack(url, pid, victim, memory=32 * MiB) as going:
+            while going():
+                slow = []
+                for _ in range(300):  # three times as many as may be open
+                    sock = socket.create_connection((HOST, port))
+                    sock.sendall(head)
+                    slow.append(sock)
+                most = max(most, open_files(pid))
+                # New connections are still served, at once.
+                for _ in range(5):
+                    assert quick(httpx.get, f"{url}/healthz").status_code == 200
+                # Each slow one is answered (503 if it made room for a newer one, else 408 at
+                # the header timeout) and closed.
+                for sock in slow:
+                    answer = _closed_within(sock, 1 + 3)
+                    assert answer.startswith((b"HTTP/1.1 503 ", b"HTTP/1.1 408 ")), answer
+                    sock.close()
+                most = max(most, open_files(pid))
+        assert most <= files + 100 + 8, (files, most)
+
+        # A head that is too large: 431.
+        sock = socket.create_connection((HOST, port))
+        sock.sendall(head + b"X-Padding: " + b"p" * 20_000)
+        assert _closed_within(sock, 3).startswith(b"HTTP/1.1 431 ")
+        sock.close()
+
+        # A body that dribbles in: 408 at the body timeout, with the key...
+        def dribble(headers: bytes) -> tuple[bytes, float]:
+            sock = socket.create_connection((HOST, port))
+            sock.sendall(
+                b"POST /networks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + headers
+                + b"Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\n"
+            )
+            started = time.monotonic()
+            sock.settimeout(0.2)
+            answer = b""
+            while time.monotonic() - started < 5:
+                try:
+                    sock.sendall(b"1\r\n \r\n")
+                    chunk = sock.recv(4096)
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                answer += chunk
+            sock.close()
+            return answer, time.monotonic() - started
+
+        answer, took = dribble(b"Authorization: Bearer attacker-key\r\n")
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"BACKPROP_BODY_TIMEOUT_SECONDS" in answer
+        assert 1.5 <= took < 1.5 + 2, took
+        # ... and without one: 401 at once, and the rest of the body is not waited for.
+        answer, took = dribble(b"")
+        assert answer.startswith(b"HTTP/1.1 401 "), answer
+        assert took < 1 + 2, took
+        assert open_files(pid) <= files + 4
+    assert "Traceback" not in server.output()
+
+
+# ---- MemoryError: 503, never a 500 ------------------------------------------------------------
+
+
+def test_running_out_of_memory_is_a_503(tmp_path: Path) -> None:
+    # Bounds set high, and the address space of the server capped a little above what it
+    # uses: a 20,000 x 20,000 activation (3.2 GB) cannot be allocated.
+    env = {
+        "BACKPROP_API_KEYS": KEYS,
+        "BACKPROP_MAX_ACTIVATIONS": str(10**12),
+        "BACKPROP_MAX_GRADCHECK_PARAMETERS": str(10**6),
+    }
+    with cli_server(tmp_path, env) as server:
+        url, pid = server.url, server.process.pid
+        victim = create(url, VICTIM)
+        before = stored(url, VICTIM, victim)
+        wide = create(url, ATTACKER, layer_dims=[1, 20_000, 1])
+        status = Path(f"/proc/{pid}/status").read_text()
+        used = int(
+            next(line for line in status.splitlines() if line.startswith("VmSize:")).split()[1]
+        )
+        room = (used * 1024) + 1024 * MiB
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_AS)
+        resource.prlimit(pid, resource.RLIMIT_AS, (room, hard))
+        X = b64(np.full((1, 20_000), 0.5))
+        attacker = httpx.Client(base_url=url, headers=ATTACKER, timeout=60)
+        answer = attacker.post(f"/networks/{wide}/predict", json={"X": X})
+        problem(answer, 503, "ran out of memory")
+        assert answer.headers["retry-after"] == "1"
+        tensor = {"name": "X", "shape": [20_000, 1], "datatype": "FP64", "data": [0.5] * 20_000}
+        answer = attacker.post(f"/v2/models/{wide}/infer", json={"inputs": [tensor]})
+        v2_error(answer, 503, "ran out of memory")
+        # The process goes on, as it was.
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert stored(url, VICTIM, victim) == before
+        resource.prlimit(pid, resource.RLIMIT_AS, (soft, hard))
+    assert "Traceback" not in server.output()
