@@ -34,7 +34,7 @@ class OptimizerIn(RequestModel):
 
 
 class DropoutIn(RequestModel):
-    keep_prob: KeepProb | list[KeepProb] = Field(
+    keep_prob: KeepProb | Annotated[list[KeepProb], Field(max_length=1000)] = Field(
         description="each hidden unit's probability of being kept while training: one number "
         "for every hidden layer, or one per hidden layer (L - 1 of them); 1 leaves a layer alone"
     )
