@@ -737,6 +737,16 @@ def _closed_within(sock: socket.socket, seconds: float) -> bytes:
     raise AssertionError(f"still open after {seconds} s: {data[:200]!r}")
 
 
+def _established(server_port: int, client_port: int) -> bool:
+    """Whether the server's side of the connection from ``client_port`` is still open."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote, state = line.split()[1:4]
+        ports = int(local.split(":")[1], 16), int(remote.split(":")[1], 16)
+        if ports == (server_port, client_port) and state == "01":  # ESTABLISHED
+            return True
+    return False
+
+
 def test_connections_are_bounded_in_time_size_and_number(tmp_path: Path) -> None:
     env = {
         "BACKPROP_API_KEYS": KEYS,
@@ -775,6 +785,22 @@ def test_connections_are_bounded_in_time_size_and_number(tmp_path: Path) -> None
                     sock.close()
                 most = max(most, open_files(pid))
         assert most <= files + 100 + 8, (files, most)
+
+        # An answer its client does not read (20 MB of parameters) is dropped, not kept.
+        big = create(url, ATTACKER, layer_dims=[1000, 1000, 1])
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect((HOST, port))
+        reader.sendall(
+            f"GET /networks/{big}/parameters HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {ATTACKER['Authorization']}\r\n\r\n".encode()
+        )
+        assert reader.recv(12) == b"HTTP/1.1 200"  # it answers, and is not read any further
+        deadline = time.monotonic() + 15
+        while _established(port, reader.getsockname()[1]):  # dropped after two head timeouts
+            assert time.monotonic() < deadline, "an unread answer was kept"
+            time.sleep(0.05)
+        reader.close()
 
         # A head that is too large: 431.
         sock = socket.create_connection((HOST, port))
