@@ -12,8 +12,9 @@ the time it may take to arrive, and the bytes of bodies held at once.
 from __future__ import annotations
 
 import asyncio
-import threading
+import contextvars
 from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from types import UnionType
@@ -25,19 +26,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.core.errors import RETRY_AFTER, Invalid, ProblemError, error_response
 from service.core.wire import note_body
 
 JSON = "application/json"
-# Bodies above this are parsed on a worker thread: 64 KiB of numbers take about 1 ms, 1 MiB
-# about 15 ms, which would stall every other request on the event loop. orjson holds the GIL
-# while it parses, so the loop still waits for the parse it competes with: one large body is
-# parsed at a time (_LARGE_PARSE), so that such waits never stack up.
+# Bodies above this are parsed on a thread of their own: 64 KiB of numbers take about 1 ms,
+# 1 MiB about 15 ms, which would stall every other request on the event loop. orjson holds the
+# GIL while it parses, so the loop still waits for the parse it competes with: one large body
+# is parsed at a time, so that such waits never stack up, and bodies queued for it hold no
+# thread of the pool that serves reads (the bytes of bodies held are bounded by BodyLimits).
 LOOP_PARSE_BYTES = 64 * 1024
-_LARGE_PARSE = threading.Lock()
+_PARSER = ThreadPoolExecutor(1, thread_name_prefix="parse")
 SHOWN_KEYS = 20  # unknown keys named in an answer
 MAX_BODY_KEYS = 16_384
 _NON_FINITE = (b"NaN", b"Infinity", b"-Infinity")
@@ -162,8 +163,7 @@ def _read_large_document(body: bytes, model: type[BaseModel] | None) -> Any:
     """A large body parsed, its keys checked and validated, all off the event loop (decoding
     and checking a MiB of matrices takes tens of milliseconds): FastAPI then takes the model
     it makes as it is."""
-    with _LARGE_PARSE:
-        parsed = _read_document(body, None if model is None else _keys(model))
+    parsed = _read_document(body, None if model is None else _keys(model))
     if model is None:
         return parsed
     try:
@@ -181,7 +181,10 @@ class _JsonRequest(Request):
         if not hasattr(self, "_json"):
             body = await self.body()
             if len(body) > LOOP_PARSE_BYTES:
-                self._json = await run_in_threadpool(_read_large_document, body, self.model)
+                run = contextvars.copy_context().run  # what note_body notes stays this call's
+                self._json = await asyncio.get_running_loop().run_in_executor(
+                    _PARSER, run, _read_large_document, body, self.model
+                )
             else:
                 self._json = _read_document(body, None if self.model is None else _keys(self.model))
         return self._json
