@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from service.core.auth import ApiKeyMiddleware
 from service.core.capacity import HeavyWork
 from service.core.errors import install_error_handlers
-from service.core.http import BodySizeLimit, ORJSONResponse
+from service.core.http import BodyLimits, ORJSONResponse
 from service.core.observability import Metrics, RequestContext, configure_logging
 from service.core.openapi import DESCRIPTION, build_openapi
 from service.core.settings import Settings, get_settings
@@ -203,7 +203,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.add_middleware(
         ApiKeyMiddleware, keys=settings.api_key_list, metrics_key=bool(settings.metrics_key)
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=settings.max_body_bytes,
+        in_flight=settings.body_bytes_in_flight,
+        timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(RequestContext, metrics=counters)
 
     def openapi() -> dict[str, Any]:

@@ -18,6 +18,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.routing import Match
 
@@ -226,10 +227,20 @@ async def _on_memory_error(request: Request, exc: Exception) -> Response:
     return error_response(request.url.path, 503, detail, headers={"Retry-After": RETRY_AFTER})
 
 
-async def _on_bug(request: Request, exc: Exception) -> Response:
-    """A bug (no other handler knew the error): still problem+json, and honest about the
-    connection, which the server closes after it (the error goes on to be logged, with its
-    traceback): a client's next request on it would be reset without the warning."""
+async def _on_client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client left before its body had all arrived: nobody reads this answer, but the log
+    and the metrics count it as the client's doing (a 400), not as a failure (a 500)."""
+    detail = "The client disconnected before the request body had arrived."
+    return error_response(request.url.path, 400, detail)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    """The outermost handler (Starlette's ServerErrorMiddleware, around every middleware): a
+    MemoryError raised outside a route is a 503 too. Anything else is a bug: still
+    problem+json, without its trace (the log keeps it), and honest about the connection, which
+    the server closes after it: a client's next request on it would be reset without warning."""
+    if isinstance(exc, MemoryError):
+        return await _on_memory_error(request, exc)
     detail = (
         "The service failed on this request (a bug; it is logged). Whether a change was applied "
         "is unknown: retry with the same Idempotency-Key, which applies it at most once."
@@ -244,4 +255,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(MemoryError, _on_memory_error)
-    app.add_exception_handler(Exception, _on_bug)  # Starlette's last resort, re-raised after
+    app.add_exception_handler(ClientDisconnect, _on_client_disconnect)
+    app.add_exception_handler(Exception, _on_unexpected)  # Starlette's last resort, re-raised

@@ -1,32 +1,46 @@
-"""The request path below the routes: JSON bodies, the body-size limit, and answers.
+"""The request path below the routes: JSON bodies, the bounds of a body, and answers.
 
 Every JSON route uses :class:`JsonRoute`: a body whose Content-Type is not
 ``application/json`` is a 415; the body is parsed by orjson (several times faster than the
 standard library), on a worker thread when it is large (so a big body never stalls the event
-loop); keys the route does not know are refused before pydantic validates anything (so a
-million unknown keys cost one check, not a million errors); and a body that is not JSON is a
-400 that says where, parsed once.
+loop); keys the models do not know, at any level, are refused before pydantic validates
+anything (so a million unknown keys cost one pass, not a million errors); and a body that is
+not JSON is a 400 that says where, parsed once. :class:`BodyLimits` bounds every body's size,
+the time it may take to arrive, and the bytes of bodies held at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Any
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import orjson
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.core.errors import Invalid, ProblemError, error_response
+from service.core.errors import RETRY_AFTER, Invalid, ProblemError, error_response
 from service.core.wire import note_body
 
 JSON = "application/json"
-# Bodies above this are parsed on a worker thread: parsing 1 MiB of numbers takes ~2 ms.
-LOOP_PARSE_BYTES = 1 << 20
+# Bodies above this are parsed on a thread of their own: 64 KiB of numbers take about 1 ms,
+# 1 MiB about 15 ms, which would stall every other request on the event loop. orjson holds the
+# GIL while it parses, so the loop still waits for the parse it competes with: one large body
+# is parsed at a time, so that such waits never stack up, and bodies queued for it hold no
+# thread of the pool that serves reads (the bytes of bodies held are bounded by BodyLimits).
+LOOP_PARSE_BYTES = 64 * 1024
+_PARSER = ThreadPoolExecutor(1, thread_name_prefix="parse")
+SHOWN_KEYS = 20  # unknown keys named in an answer
+MAX_BODY_KEYS = 16_384
 _NON_FINITE = (b"NaN", b"Infinity", b"-Infinity")
 
 
@@ -58,32 +72,134 @@ def parse_json(body: bytes) -> Any:
     return parsed
 
 
+@dataclass(frozen=True)
+class _Keys:
+    """The keys a request model takes, and those of the request models nested in it."""
+
+    name: str
+    known: frozenset[str]
+    nested: Mapping[str, tuple[_Keys, bool]]  # field -> (its model's keys, a list of them)
+
+
+def _model_in(annotation: Any) -> tuple[type[BaseModel], bool] | None:
+    """The request model an annotation holds (``X``, ``X | None``, ``list[X]``, ...), and
+    whether it is a list of them."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _model_in(args[0])
+    if origin is list and args:
+        found = _model_in(args[0])
+        return None if found is None or found[1] else (found[0], True)
+    if origin in (Union, UnionType):
+        for arg in args:
+            if (found := _model_in(arg)) is not None:
+                return found
+    return None
+
+
+@cache
+def _keys(model: type[BaseModel]) -> _Keys:
+    nested = {}
+    for name, info in model.model_fields.items():
+        found = _model_in(info.annotation)
+        if found is not None:
+            nested[info.alias or name] = (_keys(found[0]), found[1])
+    known = frozenset(info.alias or name for name, info in model.model_fields.items())
+    return _Keys(model.__name__, known, nested)
+
+
+def refuse_unknown_keys(document: Any, keys: _Keys, loc: tuple[str | int, ...] = ()) -> None:
+    """Refuse keys a model does not take, at every level of request models, before pydantic
+    validates anything: a million unknown keys cost one pass over them, not a million errors.
+    At most :data:`SHOWN_KEYS` are named."""
+    if not isinstance(document, dict):
+        return  # pydantic says what it should have been
+    if not keys.known.issuperset(document):
+        unknown = [key for key in document if key not in keys.known]
+        shown = ", ".join(map(repr, unknown[:SHOWN_KEYS]))
+        where = ".".join(map(str, ("body", *loc))) if loc else "The body"
+        raise Invalid(
+            f"{where} has {len(unknown)} key(s) {_article(keys.name)} {keys.name} does not "
+            f"take: {shown}{' ...' if len(unknown) > SHOWN_KEYS else ''}. It takes "
+            f"{', '.join(sorted(keys.known))}.",
+            errors=[
+                {"loc": ["body", *loc, key], "msg": "Extra inputs are not permitted"}
+                for key in unknown[:SHOWN_KEYS]
+            ],
+        )
+    for field, (inner, many) in keys.nested.items():
+        value = document.get(field)
+        if many and isinstance(value, list):
+            for index, item in enumerate(value):
+                refuse_unknown_keys(item, inner, (*loc, field, index))
+        elif not many:
+            refuse_unknown_keys(value, inner, (*loc, field))
+
+
+def _article(name: str) -> str:
+    return "an" if name[:1] in "AEIOU" else "a"
+
+
+def _read_document(body: bytes, keys: _Keys | None) -> Any:
+    # Keys are what make JSON slow to parse (a MiB of them takes orjson 35 ms, the GIL held),
+    # and no request of this API has more than about 8,000 (a thousand layers of W and b in
+    # base64): a body that writes more is refused before it is parsed, from a count of '":'
+    # (how every JSON writer ends a key; one written otherwise is found after the parse).
+    written = body.count(b'":')
+    if written > MAX_BODY_KEYS:
+        raise Invalid(
+            f"The body holds about {written} keys; no request takes more than {MAX_BODY_KEYS}. "
+            "Send only the fields the route documents."
+        )
+    parsed = parse_json(body)
+    if keys is not None:
+        refuse_unknown_keys(parsed, keys)
+    return parsed
+
+
+def _read_large_document(body: bytes, model: type[BaseModel] | None) -> Any:
+    """A large body parsed, its keys checked and validated, all off the event loop (decoding
+    and checking a MiB of matrices takes tens of milliseconds): FastAPI then takes the model
+    it makes as it is."""
+    parsed = _read_document(body, None if model is None else _keys(model))
+    if model is None:
+        return parsed
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as error:
+        raise RequestValidationError(
+            [{**err, "loc": ("body", *err["loc"])} for err in error.errors(include_url=False)]
+        ) from None
+
+
 class _JsonRequest(Request):
+    model: type[BaseModel] | None = None
+
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             body = await self.body()
             if len(body) > LOOP_PARSE_BYTES:
-                self._json = await run_in_threadpool(parse_json, body)
+                run = contextvars.copy_context().run  # what note_body notes stays this call's
+                self._json = await asyncio.get_running_loop().run_in_executor(
+                    _PARSER, run, _read_large_document, body, self.model
+                )
             else:
-                self._json = parse_json(body)
+                self._json = _read_document(body, None if self.model is None else _keys(self.model))
         return self._json
-
-
-def _fields(model: Any) -> frozenset[str] | None:
-    return (
-        frozenset(model.model_fields)
-        if isinstance(model, type) and issubclass(model, BaseModel)
-        else None
-    )
 
 
 class JsonRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         body = self.body_field
-        model = None if body is None else body.field_info.annotation
-        known = _fields(model)
-        name = getattr(model, "__name__", "body")
+        annotation = None if body is None else body.field_info.annotation
+        model = (
+            annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            else None
+        )
 
         async def route(request: Request) -> Response:
             if body is None:
@@ -97,54 +213,95 @@ class JsonRoute(APIRoute):
                     status=415,
                 )
             wrapped = _JsonRequest(request.scope, request.receive)
-            parsed = await wrapped.json()
-            if known is not None and isinstance(parsed, dict) and not known.issuperset(parsed):
-                unknown = sorted(key for key in parsed if key not in known)
-                shown = ", ".join(map(repr, unknown[:20])) + (" ..." if len(unknown) > 20 else "")
-                raise Invalid(
-                    f"The body has {len(unknown)} key(s) a {name} does not take: {shown}. It takes "
-                    f"{', '.join(sorted(known))}.",
-                    errors=[
-                        {"loc": ["body", key], "msg": "Extra inputs are not permitted"}
-                        for key in unknown[:20]
-                    ],
-                )
+            wrapped.model = model
+            await wrapped.json()  # parsed and its keys checked, once; FastAPI reuses it
             return await handler(wrapped)
 
         return route
 
 
-class BodySizeLimit:
-    """413 for a body over ``max_bytes``: by its Content-Length before reading anything, or
-    by counting while it streams in (chunked bodies)."""
+class BodyLimits:
+    """The bounds of a request body, as it arrives:
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    - its size: 413 past ``max_bytes``, by its Content-Length before reading anything, or by
+      counting as it streams in (chunked bodies);
+    - its time: 408 if it has not all arrived ``timeout`` seconds after the request began;
+    - the bytes of bodies the process holds at once, ``in_flight``: a body is counted from its
+      first byte until its request is answered (its parsed form lives that long too), and past
+      the budget the request gets 503 with Retry-After, before its body is read if its
+      Content-Length says so.
+
+    A 413 or a 503 leaves the connection open: the server reads the rest of the body and drops
+    it (a client that writes its whole body before reading would otherwise see a reset, not
+    the answer), as long as ``service.core.connections`` lets the next request head take. A 408
+    closes the connection: its client is too slow to wait for."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, in_flight: int, timeout: float) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_bytes, self.in_flight, self.timeout = max_bytes, in_flight, timeout
+        self.held = 0  # bytes of bodies held now (the event loop's alone: no lock)
 
-    def _detail(self) -> str:
+    def _too_large(self) -> str:
         return f"The request body is larger than the limit of {self.max_bytes} bytes."
+
+    def _full(self, size: int) -> str:
+        return (
+            f"The service holds {self.held} bytes of request bodies; {size} more would pass its "
+            f"limit of {self.in_flight} (BACKPROP_MAX_BODY_BYTES_IN_FLIGHT). Retry in a moment."
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            answer = error_response(
-                scope["path"], 413, self._detail(), headers={"Connection": "close"}
-            )
-            await answer(scope, receive, send)
+        size = int(declared) if declared is not None and declared.isdigit() else None
+        refusal = None
+        if size is not None and size > self.max_bytes:
+            refusal = error_response(path, 413, self._too_large())
+        elif size is not None and self.held + size > self.in_flight:
+            refusal = error_response(path, 503, self._full(size), headers=RETRY)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
-        received = 0
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        held = received = 0
+        complete = False
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise ProblemError(self._detail(), status=413, headers={"Connection": "close"})
+        async def limited_receive() -> Message:
+            nonlocal held, received, complete
+            if complete:  # the body is in: only a disconnect can come, whenever it comes
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise ProblemError(
+                    f"The request body did not arrive within {self.timeout:g} s "
+                    "(BACKPROP_BODY_TIMEOUT_SECONDS); send it faster, or a smaller one.",
+                    status=408,
+                    headers=CLOSE,
+                ) from None
+            if message["type"] != "http.request":
+                complete = True
+                return message
+            chunk = len(message.get("body", b""))
+            received += chunk
+            if received > self.max_bytes:
+                raise ProblemError(self._too_large(), status=413)
+            if self.held + chunk > self.in_flight:
+                raise ProblemError(self._full(chunk), status=503, headers=RETRY)
+            self.held += chunk
+            held += chunk
+            complete = not message.get("more_body", False)
             return message
 
-        await self.app(scope, counting_receive, send)
+        try:
+            await self.app(scope, limited_receive, send)
+        finally:
+            self.held -= held
+
+
+CLOSE = {"Connection": "close"}
+RETRY = {"Retry-After": RETRY_AFTER}

@@ -142,13 +142,18 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line).decode()
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def escape_controls(text: str) -> str:
-    """Control characters (CR, LF, ESC, ...) as \\xNN: a text log line stays one line, and a
-    request path cannot forge another."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+    """Control characters (CR, LF, ESC, ...) as \\xNN (line separators as \\uNNNN): a text
+    log line stays one line, and a request path cannot forge another."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class TextFormatter(logging.Formatter):

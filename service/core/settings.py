@@ -76,8 +76,39 @@ class Settings(BaseSettings):
         20_000, ge=1, description="Most parameters a gradient check may perturb."
     )
     max_job_steps: int = Field(10_000_000, ge=1, description="Most steps one job may take.")
+    max_body_bytes_in_flight: int = Field(
+        128 * 1024 * 1024,
+        ge=1024,
+        description="Most bytes of request bodies one process holds at once, while they arrive "
+        "and are parsed (JSON numbers take about ten times their text in memory); past it, 503 "
+        "with Retry-After. Never less than max_body_bytes.",
+    )
     max_validation_errors: int = Field(
         20, ge=1, le=1000, description="Most validation errors one 422 answer lists."
+    )
+    # ---- connections (backprop-service; bare uvicorn: see the README) -------------------
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="Most connections one process keeps open; past it, the one that has waited "
+        "longest for its client is closed to make room (503 if every one is busy).",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="A request's line and headers must arrive within this, from the connection's "
+        "start or its previous answer; else 408 and the connection closes.",
+    )
+    max_header_bytes: int = Field(
+        65536, ge=1024, description="Largest request line and headers; past it, 431."
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="A request's body must arrive within this of its headers; else 408 and the "
+        "connection closes.",
     )
     # ---- what one key may keep ----------------------------------------------------------
     max_networks_per_owner: int = Field(
@@ -88,6 +119,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Most bytes one API key's networks may take in the store (their "
         "parameters, moments, last gradients and history); past it, 507.",
+    )
+    max_ended_jobs_per_network: int = Field(
+        100,
+        ge=1,
+        description="Ended jobs a network keeps the records of; a new job removes the oldest "
+        "past it. An ended job's batch is dropped when it ends.",
     )
     max_history_points: int = Field(
         100_000,
@@ -159,6 +196,11 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ValueError("expected sqlite:///path/to/file.db or postgresql://...")
         return value
+
+    @property
+    def body_bytes_in_flight(self) -> int:
+        """The bodies' budget: room for at least one body of the largest size."""
+        return max(self.max_body_bytes_in_flight, self.max_body_bytes)
 
     @property
     def api_key_list(self) -> tuple[str, ...]:

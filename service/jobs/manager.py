@@ -133,6 +133,7 @@ class JobManager:
             total_steps,
             self.runner,  # with a queue: ours to publish; if we die first, a scan's
             idempotency=idempotency,
+            keep_ended=self._settings.max_ended_jobs_per_network,
         )
         self._enqueue(job.id, job.attempt)
         return job

@@ -39,6 +39,10 @@ from service.training.schemas import TrainRequest
 router = APIRouter(route_class=JsonRoute, tags=["jobs"])
 
 STORE_POLL_SECONDS = 0.5  # how often a stream reads a job another process runs
+# uvloop's timers run on the loop's clock as of the start of its iteration, so a sleep of the
+# interval may end a little before the interval has passed by time.monotonic(): without this
+# slack, such a wake-up skipped its event and the gap doubled (2 s at ?interval=1).
+EVENT_SLACK_SECONDS = 0.01
 JOB_DESCRIPTION = (
     "`step` counts this job's updates (0 to `total_steps`); the network's own step numbers "
     "(its history) continue from its `steps_trained`. `cost` is the last step's cost, "
@@ -217,9 +221,7 @@ async def _follow(
                 {**resource, "error": "The server is shutting down; the job goes on."},
             )
             return
-        # (A timer may fire a hair early: without the slack, such a wake-up would skip an
-        # event and leave a gap of twice the interval.)
-        if time.monotonic() - sent_at >= interval - 0.02:
+        if time.monotonic() - sent_at >= interval - EVENT_SLACK_SECONDS:
             yield _event(
                 "progress", {**{k: resource[k] for k in PROGRESS_KEYS}, "version": version}
             )

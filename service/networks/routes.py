@@ -8,7 +8,14 @@ import uuid
 from fastapi import APIRouter, Response
 from numpy.typing import ArrayLike
 
-from model import Network, OptimizerSpec, build_spec, create_network, replace_parameters
+from model import (
+    Network,
+    NetworkSpec,
+    OptimizerSpec,
+    build_spec,
+    create_network,
+    replace_parameters,
+)
 from service.core.admission import check_network_size
 from service.core.http import JsonRoute, ORJSONResponse, versioned
 from service.core.openapi import problems
@@ -42,9 +49,9 @@ def _seed(value: int | None) -> int:
     return secrets.randbelow(2**32) if value is None else value
 
 
-def _network(body: NetworkCreate) -> Network:
+def _spec(body: NetworkCreate) -> NetworkSpec:
     dropout = body.dropout
-    spec = build_spec(
+    return build_spec(
         body.layer_dims,
         hidden_activation=body.hidden_activation,
         output_activation=body.output_activation,
@@ -58,6 +65,9 @@ def _network(body: NetworkCreate) -> Network:
         keep_prob=None if dropout is None else dropout.keep_prob,
         dropout_seed=_seed(None if dropout is None else dropout.seed),
     )
+
+
+def _network(body: NetworkCreate, spec: NetworkSpec) -> Network:
     if body.parameters is None:
         return create_network(spec)
     return create_network(spec, *_split(body.parameters))
@@ -96,13 +106,18 @@ async def create(
     check_network_size(body.layer_dims, settings)
 
     def change() -> Response:
+        spec = _spec(body)
+        limits = {
+            "limit": settings.max_networks_per_owner,
+            "quota": settings.max_stored_bytes_per_key,
+        }
+        store.check_room(owner, spec, **limits)  # before building it: 507 allocates nothing
         record = store.create_network(
             uuid.uuid4().hex,
             owner,
             body.name,
-            _network(body),  # initializing 10M parameters takes a while: heavy work
-            limit=settings.max_networks_per_owner,
-            quota=settings.max_stored_bytes_per_key,
+            _network(body, spec),  # initializing 10M parameters takes a while: heavy work
+            **limits,
             idempotency=retry.keeping(_created),
         )
         return _created(record)

@@ -17,8 +17,11 @@ Loss = Literal["binary_cross_entropy", "categorical_cross_entropy", "mean_square
 Initialization = Literal["he", "xavier", "glorot", "scaled_normal", "zeros"]
 DType = Literal["float64", "float32"]
 KeepProb = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
-# No control characters: a name goes into logs and into the SVG of the cost curve.
-Name = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+# No control characters (C0, DEL, C1), line separators or the non-characters XML forbids: a
+# name goes into logs and into history.svg, which must stay one line and well-formed.
+Name = Annotated[
+    str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]*$")
+]
 
 
 class OptimizerIn(RequestModel):
@@ -31,7 +34,7 @@ class OptimizerIn(RequestModel):
 
 
 class DropoutIn(RequestModel):
-    keep_prob: KeepProb | list[KeepProb] = Field(
+    keep_prob: KeepProb | Annotated[list[KeepProb], Field(max_length=1000)] = Field(
         description="each hidden unit's probability of being kept while training: one number "
         "for every hidden layer, or one per hidden layer (L - 1 of them); 1 leaves a layer alone"
     )

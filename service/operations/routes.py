@@ -57,16 +57,23 @@ async def readyz(store: StoreDep) -> ORJSONResponse:
         "Requests by route and status with their latency, training steps committed, networks "
         "stored, jobs by status, warm networks, heavy work, job attempts, in the Prometheus text "
         "format. With `BACKPROP_METRICS_KEY` set it needs that key (`Authorization: Bearer "
-        "<key>`), "
-        "and no API key opens it."
+        "<key>`) and no API key opens it; with API keys but no metrics key it answers 403 (the "
+        "counts cover every key's requests). Open service: open."
     ),
     response_class=Response,
     responses={
         200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}},
-        **problems(401),
+        **problems(401, 403),
     },
 )
 def metrics(request: Request, settings: SettingsDep) -> Response:
+    if settings.api_key_list and not settings.metrics_key:
+        # The counters cover every tenant's requests: with API keys, only the operator reads them.
+        raise ProblemError(
+            "The metrics count every API key's requests, so with API keys they need an operator "
+            "key: set BACKPROP_METRICS_KEY and send it as Authorization: Bearer <key>.",
+            status=403,
+        )
     if settings.metrics_key:
         presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(presented.encode(), settings.metrics_key.encode()):

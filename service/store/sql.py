@@ -26,7 +26,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 
-from model import Network, network_from_bytes, state_bytes
+from model import Network, NetworkSpec, network_from_bytes, state_bytes
+from model.network import MOMENTS
 from service.store import codec
 from service.store.dialects import CommitFailed, Connection, Dialect
 from service.store.records import (
@@ -92,10 +93,12 @@ def _translated(method: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-def footprint(network: Network, history_points: int) -> int:
-    """The most bytes a network's rows can take: its state, its last gradients and a full
-    history (what the per-key quota counts, fixed when the network is created)."""
-    return network.theta.nbytes * 2 + network.moments.nbytes + 2 * history_points * 24
+def footprint(spec: NetworkSpec, history_points: int) -> int:
+    """The most bytes a network's rows can take: its parameters, its optimizer's moments, its
+    last gradients and a full history (what the per-key quota counts, fixed when the network
+    is created, and known from its spec before it is built)."""
+    vectors = 2 + len(MOMENTS[spec.optimizer.name])  # theta, the last gradients, the moments
+    return spec.parameter_count * spec.np_dtype.itemsize * vectors + 2 * history_points * 24
 
 
 class Store:
@@ -197,7 +200,7 @@ class Store:
         """Raise :class:`NetworkLimitReached` past ``limit`` networks of the owner, and
         :class:`QuotaExceeded` past ``quota`` bytes: counted in the insert's transaction, so
         concurrent creates in any number of processes cannot exceed them."""
-        now, size = utc_now(), footprint(network, self.history_points)
+        now, size = utc_now(), footprint(network.spec, self.history_points)
         meta = NetworkMeta(
             network_id, owner, name, network.spec, 1, network.steps_trained, now, now
         )
@@ -207,14 +210,7 @@ class Store:
         with self.dialect.writing() as conn:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_owner(conn, owner)
-            count, stored = run(
-                "SELECT count(*), coalesce(sum(stored_bytes), 0) FROM networks WHERE owner = ?",
-                (owner,),
-            ).fetchone()
-            if limit is not None and count >= limit:
-                raise NetworkLimitReached(limit)
-            if quota is not None and stored + size > quota:
-                raise QuotaExceeded(stored + size, quota)
+            self._check_room(conn, owner, size, limit, quota)
             run(
                 f"INSERT INTO networks ({META}, optimizer_t, params, moments, stored_bytes) "
                 "VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
@@ -235,6 +231,28 @@ class Store:
             self._keep_answer(conn, idempotency, record, network_id)
         self.full_since = None
         return record
+
+    @_translated
+    def check_room(
+        self, owner: str, spec: NetworkSpec, *, limit: int | None, quota: int | None
+    ) -> None:
+        """What :meth:`create_network` checks, before the network is built (so a network
+        that cannot be kept is never initialized): a read, the insert checks again."""
+        with self.dialect.reading() as conn:
+            self._check_room(conn, owner, footprint(spec, self.history_points), limit, quota)
+
+    def _check_room(
+        self, conn: Connection, owner: str, size: int, limit: int | None, quota: int | None
+    ) -> None:
+        count, stored = self.dialect.execute(
+            conn,
+            "SELECT count(*), coalesce(sum(stored_bytes), 0) FROM networks WHERE owner = ?",
+            (owner,),
+        ).fetchone()
+        if limit is not None and count >= limit:
+            raise NetworkLimitReached(limit)
+        if quota is not None and stored + size > quota:
+            raise QuotaExceeded(stored + size, quota)
 
     @_translated
     def get_meta(self, network_id: str, owner: str) -> NetworkMeta:
@@ -527,9 +545,12 @@ class Store:
         runner: str | None,
         *,
         idempotency: Idempotency | None = None,
+        keep_ended: int | None = None,
     ) -> JobRecord:
         """Insert a queued job (in the transaction that checks no other job is active on the
-        network). Raise :class:`NetworkMissing` or :class:`NetworkBusy`."""
+        network). Raise :class:`NetworkMissing` or :class:`NetworkBusy`. With ``keep_ended``,
+        the network's ended jobs past the newest ``keep_ended`` are removed, so its records
+        stay bounded however many jobs it runs."""
         body = codec.job_request_to_bytes(request)
         self._room()
         with self.dialect.writing() as conn:
@@ -554,6 +575,16 @@ class Store:
                 (job_id, network_id, owner, total_steps, runner, utc_now()),
             )
             run("INSERT INTO job_requests (job_id, body) VALUES (?, ?)", (job_id, body))
+            if keep_ended is not None:
+                newest = "created_at DESC, " + (
+                    "seq" if self.dialect.name == "postgresql" else "rowid"
+                )
+                run(
+                    f"DELETE FROM jobs WHERE network_id = ? AND NOT {ACTIVE} AND id NOT IN "
+                    f"(SELECT id FROM jobs WHERE network_id = ? AND NOT {ACTIVE} "
+                    f"ORDER BY {newest} DESC LIMIT ?)",
+                    (network_id, network_id, keep_ended),
+                )
             job = self._read_job(conn, job_id)
             assert job is not None  # inserted just above
             self._keep_answer(conn, idempotency, job, network_id)

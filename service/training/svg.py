@@ -9,10 +9,11 @@ column), so a million steps draw exactly as they would in full at the chart's re
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax import saxutils
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,6 +24,17 @@ WIDTH, HEIGHT = 720, 420
 LEFT, RIGHT, TOP, BOTTOM = 76, 24, 52, 56  # margins around the plot area
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 FONT = 'font-family="Helvetica, Arial, sans-serif"'
+# What XML 1.0 cannot hold at all (C0 controls but tab and newlines, surrogates, U+FFFE/FFFF):
+# a name stored before names were checked still makes a well-formed image.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    return saxutils.escape(_NOT_XML.sub("\ufffd", text))
+
+
+def quoteattr(text: str) -> str:
+    return saxutils.quoteattr(_NOT_XML.sub("\ufffd", text))
 
 
 @dataclass(frozen=True)

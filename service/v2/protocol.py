@@ -59,6 +59,7 @@ INPUT_DATATYPES = ("FP32", "FP64")
 _NUMBERS = frozenset({int, float})
 _JSON_NAMES = {bool: "true/false", str: "a string", list: "an array", dict: "an object"}
 _CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+MAX_TENSORS = 16  # inputs, outputs or dimensions one request may list (it needs 1, 2 and 2)
 
 
 class V2Error(Exception):
@@ -96,7 +97,9 @@ class _Strict(BaseModel):
 
 class InputTensor(_Strict):
     name: str = Field(description='The input\'s name: "X".')
-    shape: list[Annotated[int, Field(ge=0)]] = Field(description="[m, n_x]: one row per example")
+    shape: list[Annotated[int, Field(ge=0)]] = Field(
+        max_length=MAX_TENSORS, description="[m, n_x]: one row per example"
+    )
     datatype: str = Field(description="FP32 or FP64")
     parameters: dict[str, Any] | None = Field(
         None, description="binary_data_size: the byte count of this tensor's binary data"
@@ -142,9 +145,14 @@ class InferenceRequest(_Strict):
     parameters: dict[str, Any] | None = Field(
         None, description="binary_data_output: true to have every output as binary data"
     )
-    inputs: list[InputTensor] = Field(min_length=1, description="Exactly one tensor, X.")
+    # At most MAX_TENSORS, so that a body of many tensors is refused before any is validated.
+    inputs: list[InputTensor] = Field(
+        min_length=1, max_length=MAX_TENSORS, description="Exactly one tensor, X."
+    )
     outputs: list[RequestedOutput] | None = Field(
-        None, description="The outputs to answer, in this order; default: all."
+        None,
+        max_length=MAX_TENSORS,
+        description="The outputs to answer, in this order; default: all.",
     )
 
 
@@ -220,6 +228,12 @@ def _sentence(err: Mapping[str, Any]) -> str:
         return f"{where} is required: {expected}."
     if kind == "too_short":
         return f"{where} must be {expected} with at least one item; received an empty array."
+    if kind == "too_long":
+        context = err.get("ctx", {})
+        return (
+            f"{where} must be {expected} with at most {context.get('max_length')} items; "
+            f"received {context.get('actual_length')}."
+        )
     return f"{where} must be {expected}; received {_received(err.get('input'))}."
 
 

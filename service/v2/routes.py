@@ -63,10 +63,13 @@ class V2Route(APIRoute):
                 return await handler(request)
             except V2Error as error:
                 return error_response(error.status, error.message)
-            except (ModelError, ProblemError) as error:
-                # The protocol's "bad request" is a 400; 503s and such keep their status.
-                status = getattr(error, "status", 422)
-                return error_response(400 if status == 422 else status, str(error))
+            except ModelError as error:
+                return error_response(400, str(error))
+            except ProblemError as error:
+                # The protocol's "bad request" is a 400; 503s and such keep their status, and
+                # their headers (Retry-After, Connection: close).
+                status = 400 if error.status == 422 else error.status
+                return error_response(status, error.detail, error.headers)
             except NetworkMissing:
                 name = request.path_params.get("model_name", "")
                 return error_response(404, model_missing(name).message)

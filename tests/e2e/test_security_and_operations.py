@@ -12,12 +12,14 @@ from tests.support.server import ServerProcess
 
 ALICE = {"Authorization": "Bearer alice-secret"}
 BOB = {"Authorization": "Bearer bob-secret"}
+OPERATOR = {"Authorization": "Bearer operator-secret"}
 
 
 def test_keys_logs_and_metrics_through_a_real_server(tmp_path: Path) -> None:
     env = {
         "BACKPROP_DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}",
         "BACKPROP_API_KEYS": "alice-secret,bob-secret",
+        "BACKPROP_METRICS_KEY": "operator-secret",
         "BACKPROP_LOG_FORMAT": "json",
     }
     with ServerProcess(env=env) as server, httpx.Client(base_url=server.url) as client:
@@ -43,7 +45,8 @@ def test_keys_logs_and_metrics_through_a_real_server(tmp_path: Path) -> None:
         assert client.get("/networks", headers=BOB).json() == {"networks": []}
 
         assert client.get("/metrics").status_code == 401
-        metrics = client.get("/metrics", headers=BOB).text
+        assert client.get("/metrics", headers=BOB).status_code == 401  # a tenant's key: no
+        metrics = client.get("/metrics", headers=OPERATOR).text
         assert "backprop_training_steps_total 4.0" in metrics
         assert "backprop_networks 1.0" in metrics
         assert 'route="/networks/{network_id}/train",status="200"' in metrics
@@ -57,3 +60,4 @@ def test_keys_logs_and_metrics_through_a_real_server(tmp_path: Path) -> None:
     assert any("open to anyone" in line["message"] for line in lines) is False
     assert "alice-secret" not in log
     assert "bob-secret" not in log
+    assert "operator-secret" not in log

@@ -183,6 +183,22 @@ def test_an_ended_job_keeps_its_end_and_drops_its_batch(store: Store, network: s
     assert rows[0][0] == 0
 
 
+def test_a_new_job_removes_the_networks_ended_jobs_but_the_newest(
+    store: Store, network: str
+) -> None:
+    for number in range(1, 6):
+        store.create_job(f"j{number}", network, "alice", REQUEST, 100, None, keep_ended=2)
+        store.request_cancel(f"j{number}", "alice")  # ended at once, queued as it was
+    assert [job.id for job in store.list_jobs(network, "alice")] == ["j3", "j4", "j5"]
+    store.create_job("j6", network, "alice", REQUEST, 100, None, keep_ended=2)
+    assert [job.id for job in store.list_jobs(network, "alice")] == ["j4", "j5", "j6"]
+    with pytest.raises(JobMissing):
+        store.get_job("j1", "alice")
+    store.create_network("n2", "alice", None, new_network())
+    store.create_job("other", "n2", "alice", REQUEST, 100, None, keep_ended=0)
+    assert len(store.list_jobs(network, "alice")) == 3  # another network's jobs are its own
+
+
 def test_an_ended_job_can_be_removed_an_active_one_not(store: Store, network: str) -> None:
     store.create_job("j1", network, "alice", REQUEST, 100, None)
     with pytest.raises(JobActive):

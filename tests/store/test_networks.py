@@ -206,7 +206,7 @@ def test_the_pool_size_reaches_a_database_server(store_url: str) -> None:
 
 def test_the_per_key_quota_counts_what_networks_may_take(store: Store) -> None:
     network = new_network()
-    size = footprint(network, store.history_points)
+    size = footprint(network.spec, store.history_points)
     store.create_network("q1", "alice", None, network, quota=2 * size)
     store.create_network("q2", "alice", None, network, quota=2 * size)
     with pytest.raises(QuotaExceeded) as refused:
@@ -216,3 +216,19 @@ def test_the_per_key_quota_counts_what_networks_may_take(store: Store) -> None:
     store.create_network("b1", "bob", None, network, quota=2 * size)  # each key has its own
     store.delete_network("q1", "alice")
     store.create_network("q3", "alice", None, network, quota=2 * size)
+
+
+def test_the_room_for_a_network_is_checked_from_its_spec_before_it_is_built(
+    store: Store,
+) -> None:
+    network = new_network()
+    size = footprint(network.spec, store.history_points)
+    assert size == network.theta.nbytes * 2 + network.moments.nbytes + 2 * store.history_points * 24
+    store.check_room("alice", network.spec, limit=2, quota=2 * size)
+    store.create_network("q1", "alice", None, network, limit=2, quota=2 * size)
+    with pytest.raises(QuotaExceeded):
+        store.check_room("alice", network.spec, limit=2, quota=size)
+    store.create_network("q2", "alice", None, network, limit=2, quota=2 * size)
+    with pytest.raises(NetworkLimitReached):
+        store.check_room("alice", network.spec, limit=2, quota=None)
+    store.check_room("bob", network.spec, limit=2, quota=2 * size)  # each key has its own

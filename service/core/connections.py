@@ -1,0 +1,193 @@
+"""Connections that cannot hold the process: uvicorn's HTTP protocol (httptools, which
+``uvicorn[standard]`` brings), with the bounds it lacks.
+
+- **A request head has ``header_timeout_seconds``** to arrive, from the moment the connection
+  opens or its previous answer was sent; past it the connection closes (with a 408 if part of
+  a head came). uvicorn's own keep-alive timeout restarts with every byte, so a client that
+  dribbles its headers one byte at a time would otherwise hold the connection for ever.
+- **A request head has at most ``max_header_bytes``** (its request line and headers); past it,
+  431 and the connection closes. httptools sets no such limit.
+- **At most ``max_connections`` connections are open.** When one more comes, a connection
+  that waits for its client (one whose head or body has not all arrived, or an idle keep-alive
+  one) is closed to make room: the one that has waited longest among those that never had an
+  answer, else the one that has waited longest. If every connection is busy answering a
+  request, the newcomer gets a 503 and is closed. So slow or idle clients cannot keep new ones
+  out, clients that were answered before are the last to go, and the process never runs out
+  of file descriptors.
+- **An answer the client does not read** (its bytes stay in the send buffer) is dropped when
+  the buffer has not shrunk in ``header_timeout_seconds`` after the answer was written.
+
+The time a request's body may take is bounded one level up, in the ASGI application
+(:class:`service.core.http.BodyLimits`), where it can be answered as problem+json.
+
+``backprop-service`` runs uvicorn with this protocol; with bare uvicorn, pass
+``--http service.core.connections:BoundedHttp``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from service.core.settings import get_settings
+
+logger = logging.getLogger("backprop.connections")
+
+
+def _answer(status: str, detail: str) -> bytes:
+    """A complete answer written straight to the socket, before (or instead of) any request."""
+    body = f'{{"title": "{status[4:]}", "status": {status[:3]}, "detail": "{detail}"}}'.encode()
+    return (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/problem+json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n"
+        + ("retry-after: 1\r\n" if status.startswith("503") else "")
+        + "\r\n"
+    ).encode() + body
+
+
+HEAD_TIMEOUT = _answer("408 Request Timeout", "The request head did not arrive in time.")
+HEAD_TOO_LARGE = _answer(
+    "431 Request Header Fields Too Large", "The request line and headers are too large."
+)
+FULL = _answer("503 Service Unavailable", "The service has no room for another connection.")
+
+
+class BoundedHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a head deadline, a head size limit and a bound on
+    open connections (see the module's docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        settings = get_settings()
+        self.header_timeout = settings.header_timeout_seconds
+        self.max_header_bytes = settings.max_header_bytes
+        self.max_connections = settings.max_connections
+        # Since when the connection waits for its client (a head, or the rest of a body); None
+        # while a request is being answered.
+        self.waiting_since: float | None = None
+        self.answered = 0  # requests answered on this connection
+        self._head_bytes = 0
+        self._head_begun = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._unsent = 0  # the send buffer's size when the head deadline last passed
+
+    # ---- the connection ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+        if self._open_connections() > self.max_connections:
+            self._make_room()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self.waiting_since = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # A chunk fed while a head is awaited, and still unfinished after it, was all head
+        # (counted here, by the chunk, as httptools keeps an unfinished header line itself)
+        # unless the end of the previous request's body came first, which is read and dropped:
+        # so after an answer, the chunk a head begins in is not counted, and a head may exceed
+        # the limit by that one chunk, never more.
+        counting = self._timer is not None and (self._head_begun or not self.answered)
+        super().data_received(data)
+        if counting and self._timer is not None:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                self._close(HEAD_TOO_LARGE)
+
+    # ---- parser callbacks ---------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._head_begun = True
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_timer()
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.waiting_since = None  # the whole request is in: it is being answered
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self.answered += 1
+        super().on_response_complete()
+        # uvicorn armed its keep-alive timer unless a pipelined request starts now.
+        if self.timeout_keep_alive_task is not None and not self.transport.is_closing():
+            self._await_head()
+
+    # ---- bounds ---------------------------------------------------------------------------
+
+    def _await_head(self) -> None:
+        self.waiting_since = self.loop.time()
+        self._head_bytes, self._head_begun, self._unsent = 0, False, 0
+        self._cancel_timer()
+        self._timer = self.loop.call_later(self.header_timeout, self._head_overdue)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_overdue(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        unsent = self.transport.get_write_buffer_size()
+        if unsent and (self._unsent == 0 or unsent < self._unsent):
+            # The client is still reading the last answer: give it another period, as long as
+            # it makes progress.
+            self._unsent = unsent
+            self._timer = self.loop.call_later(self.header_timeout, self._head_overdue)
+            return
+        if unsent:
+            self.transport.abort()  # an answer nobody reads is not kept for ever
+            return
+        self._close(HEAD_TIMEOUT if self._head_begun else None)
+
+    def _close(self, answer: bytes | None) -> None:
+        self._cancel_timer()
+        self.waiting_since = None
+        if self.transport.is_closing():
+            return
+        if answer is not None and (self.cycle is None or self.cycle.response_complete):
+            self.transport.write(answer)
+        self.transport.close()
+
+    def _open_connections(self) -> int:
+        return sum(1 for c in self.connections if not c.transport.is_closing())
+
+    def _make_room(self) -> None:
+        """Close a connection that waits for its client (see the module's docstring), or this
+        one."""
+        waiting = [
+            c
+            for c in self.connections
+            if isinstance(c, BoundedHttp)
+            and c is not self
+            and c.waiting_since is not None
+            and not c.transport.is_closing()
+        ]
+        if waiting:
+            oldest = min(waiting, key=lambda c: (c.answered > 0, c.waiting_since or 0.0))
+            oldest._close(FULL if oldest._head_begun else None)
+        else:
+            logger.warning(
+                "%d connections are open, every one busy: refusing a new one (%s)",
+                len(self.connections),
+                "BACKPROP_MAX_CONNECTIONS",
+            )
+            self._close(FULL)
