@@ -399,8 +399,11 @@ def _session_lost(conn: psycopg.Connection[Any]) -> bool:
     if conn.closed or conn.broken:
         return True
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
-        if readable:  # a notice, or the end of the session: a query tells which
+        # poll, not select: select() refuses descriptors past 1023, which a busy process has,
+        # and a refusal here would take a live runner for dead.
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        if poller.poll(0):  # a notice, or the end of the session: a query tells which
             conn.execute("SELECT 1")
     except (OSError, ValueError, psycopg.Error):
         return True

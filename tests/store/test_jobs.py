@@ -5,6 +5,7 @@ which is how a process tells a dead runner's jobs from a live one's."""
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -298,6 +299,23 @@ def test_another_process_sees_a_runner_alive_while_its_token_is_held(
     assert store.orphaned_jobs() == []
     other.release_runner("other-runner")
     assert [job.id for job in store.orphaned_jobs()] == ["j1"]
+
+
+def test_a_runner_is_alive_in_a_process_with_more_than_1024_open_files(
+    store: Store, network: str, open_another: OpenStore
+) -> None:
+    """A busy server has descriptors past select()'s limit: its tokens' stay held and alive."""
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        store.hold_runner("busy-runner")  # its token's descriptor is past 1023
+        store.create_job("j1", network, "alice", REQUEST, 100, "busy-runner")
+        assert store.dialect.runner_alive("busy-runner")
+        assert store.orphaned_jobs() == []
+        assert open_another().orphaned_jobs() == []
+        store.release_runner("busy-runner")
+    finally:
+        for fd in spare:
+            os.close(fd)
 
 
 def test_no_commit_lands_after_a_job_takes_the_network(
