@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
         help="sqlite:///path/to/file.db or postgresql://... (default: BACKPROP_DATABASE_URL, "
         "else ./data/backprop.db)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{worker}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="{worker}", help="without a command: serve the HTTP API"
+    )
     worker = commands.add_parser(
         "worker",
         help="run training jobs from the queue (BACKPROP_QUEUE_URL) until SIGTERM",
