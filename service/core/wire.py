@@ -18,6 +18,7 @@ from itertools import chain, repeat
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import pybase64
 from numpy.typing import NDArray
 from pydantic import PlainValidator, WithJsonSchema
 
@@ -244,10 +245,16 @@ def _from_base64(value: dict[str, Any]) -> NDArray[np.floating[Any]]:
     if not isinstance(text, str):
         raise ValueError(f"base64 must be a string; received {_json_name(text)}")
     try:
-        # binascii decodes in C (a few hundred MB/s); strict mode costs nothing extra.
-        raw = binascii.a2b_base64(text, strict_mode=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"base64 is not valid base64 text ({exc})") from None
+        # pybase64 decodes with SIMD, some 50 times faster than binascii: decoding was most of
+        # a one-step /train call's overhead. It accepts what binascii's strict mode accepts
+        # but says only "Non-base64 digit found", so a refusal asks binascii why.
+        raw = pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        try:
+            binascii.a2b_base64(text, strict_mode=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"base64 is not valid base64 text ({exc})") from None
+        raise ValueError("base64 is not valid base64 text") from None
     rows, cols = shape
     expected_bytes = rows * cols * dtype.itemsize
     if len(raw) != expected_bytes:
@@ -269,9 +276,9 @@ def encode_matrix(
         little = np.ascontiguousarray(
             matrix.astype((dtype or matrix.dtype).newbyteorder("<"), copy=False)
         )
-        # b2a_base64 reads the array's memory in place (no tobytes() copy).
-        text = binascii.b2a_base64(little.data.cast("B"), newline=False)
-        return {"shape": list(matrix.shape), "dtype": little.dtype.name, "base64": text.decode()}
+        # The encoder reads the array's memory in place (no tobytes() copy).
+        text = pybase64.b64encode_as_string(little.data.cast("B"))
+        return {"shape": list(matrix.shape), "dtype": little.dtype.name, "base64": text}
     return matrix
 
 

@@ -200,3 +200,22 @@ def test_nested_lists_beyond_float32_are_refused_by_a_float32_network() -> None:
     with pytest.raises(ModelError, match=r"float32 holds magnitudes up to 3\.403e\+38"):
         check_X(build_spec([1, 1], dtype="float32"), request.X)
     np.testing.assert_array_equal(check_X(build_spec([1, 1]), request.X), [[1.0, 1e39]])
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("AACAPw==AACAPw==", "Excess data after padding"),
+        ("AACAPw=", "Incorrect padding"),
+        ("=AACAPw=", "Leading padding not allowed"),
+        ("AACA Pw==", "Only base64 data is allowed"),
+        ("AACAPw==\n", "Excess data after padding"),
+        ("AACAPwñ=", "only ASCII characters"),
+    ],
+)
+def test_text_that_is_not_strict_base64_is_refused_saying_why(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match="base64 is not valid base64 text") as refused:
+        decode_matrix({"shape": [1, 1], "dtype": "float32", "base64": text})
+    assert reason in str(refused.value)
+    good = decode_matrix({"shape": [1, 1], "dtype": "float32", "base64": "AACAPw=="})
+    np.testing.assert_array_equal(good, [[1.0]])
