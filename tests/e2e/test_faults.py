@@ -418,7 +418,7 @@ def test_a_full_disk_is_answered_507_and_deleting_frees_it(
             exchange(client, "POST", "/networks", json=BIG),
             exchange(client, "POST", f"/networks/{big}/train", json=batch),  # 4 MB to write
         ]
-        assert [a.status for a in full] == [507, 507]
+        assert [a.status for a in full] == [507, 507], (full, server.output()[-3000:])
         ready = exchange(client, "GET", "/readyz")
         assert (ready.status, ready.content_type) == (503, PROBLEM_JSON), ready
         assert ready.waited < 1.0
