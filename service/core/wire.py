@@ -82,10 +82,8 @@ def note_body(body: bytes, parsed: Any) -> None:
     of every entry. Anything else (a body with a ``true`` anywhere, or a value that
     did not come from such a body) takes the exact entry-by-entry check.
     """
-    if _holds(body, b"true") or _holds(body, b"false"):
-        _LITERAL_FREE.set(None)
-        return
     ids: set[int] = set()
+    rows = False
     stack = [parsed]
     while stack:  # dicts, and lists of dicts ("layers"), never the rows of a matrix
         node = stack.pop()
@@ -95,6 +93,12 @@ def note_body(body: bytes, parsed: Any) -> None:
             ids.add(id(node))
             if node and isinstance(node[0], dict):
                 stack.extend(node)
+            rows = rows or bool(node and isinstance(node[0], list))
+    # Without a nested-list matrix there is nothing to speed up; and base64 text is full of
+    # t and f, which makes the scan of a base64 body cost a millisecond per MB.
+    if not rows or _holds(body, b"true") or _holds(body, b"false"):
+        _LITERAL_FREE.set(None)
+        return
     _LITERAL_FREE.set((parsed, frozenset(ids)))
 
 
