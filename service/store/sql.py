@@ -367,9 +367,14 @@ class Store:
             if meta.version != expected_version:
                 raise VersionConflict(meta.version)
             version = meta.version + 1
+            stride, rows = self._add_history(
+                conn, network_id, int(row[8]), int(row[9]), update.history
+            )
+            # One UPDATE of the row: SQLite rewrites a whole row, its parameters included, for
+            # a change to any of its columns.
             run(
                 "UPDATE networks SET version = ?, steps_trained = ?, optimizer_t = ?, params = ?, "
-                "moments = ?, updated_at = ? WHERE id = ?",
+                "moments = ?, updated_at = ?, history_stride = ?, history_rows = ? WHERE id = ?",
                 (
                     version,
                     network.steps_trained,
@@ -377,10 +382,11 @@ class Store:
                     params,
                     moments,
                     now,
+                    stride,
+                    rows,
                     network_id,
                 ),
             )
-            self._add_history(conn, network_id, int(row[8]), int(row[9]), update.history)
             if update.gradients is not None:
                 run(
                     "INSERT INTO last_gradients (network_id, version, step, cost, body) "
@@ -416,7 +422,9 @@ class Store:
         stride: int,
         rows: int,
         history: Sequence[tuple[int, float]],
-    ) -> None:
+    ) -> tuple[int, int]:
+        """Insert the points of ``history`` the network's stride keeps, thinning the stored
+        history when it grows past its bound; return the new stride and row count."""
         kept = [(step, cost) for step, cost in history if step % stride == 0 or step == 1]
         self.dialect.insert_history(conn, network_id, kept)
         rows += len(kept)
@@ -432,12 +440,7 @@ class Store:
             (rows,) = self.dialect.execute(
                 conn, "SELECT count(*) FROM history WHERE network_id = ?", (network_id,)
             ).fetchone()
-        if kept or rows:
-            self.dialect.execute(
-                conn,
-                "UPDATE networks SET history_stride = ?, history_rows = ? WHERE id = ?",
-                (stride, rows, network_id),
-            )
+        return stride, int(rows)
 
     @_translated
     def history(self, network_id: str) -> list[tuple[int, float]]:
