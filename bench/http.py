@@ -24,6 +24,7 @@ from model import (
     TrainOptions,
     train,
 )
+from service.core.settings import Settings
 from service.core.wire import encode_matrix
 from tests.support.server import ServerProcess, free_port
 
@@ -191,7 +192,10 @@ class Responsiveness:
 def measure_responsiveness(process: ServerProcess, epoch_fraction: float) -> Responsiveness:
     """GET /healthz every 10 ms while one long /train call runs."""
     case = LARGE
-    epochs = max(1, int(MAX_TRAIN_EXAMPLES // case.m * epoch_fraction))
+    # Within the work one synchronous call may run (BACKPROP_MAX_TRAIN_WORK's default).
+    parameters = sum(n * (fan_in + 1) for fan_in, n in zip(case.dims, case.dims[1:], strict=False))
+    most = Settings.model_fields["max_train_work"].default // (case.m * parameters)
+    epochs = max(1, int(min(MAX_TRAIN_EXAMPLES // case.m, most) * epoch_fraction))
     X, Y = make_batch(case)
     body = batch_body(X, Y, "base64", epochs=epochs)
     latencies: list[float] = []
@@ -202,11 +206,12 @@ def measure_responsiveness(process: ServerProcess, epoch_fraction: float) -> Res
 
         def training() -> None:
             try:
-                client.post(
+                answer = client.post(
                     f"/networks/{network_id}/train",
                     content=body,
                     headers={"Content-Type": "application/json"},
                 )
+                answer.raise_for_status()
             finally:
                 done.set()
 
