@@ -219,3 +219,14 @@ def test_text_that_is_not_strict_base64_is_refused_saying_why(text: str, reason:
     assert reason in str(refused.value)
     good = decode_matrix({"shape": [1, 1], "dtype": "float32", "base64": "AACAPw=="})
     np.testing.assert_array_equal(good, [[1.0]])
+
+
+def test_only_bodies_with_nested_list_rows_are_scanned_for_literals() -> None:
+    def noted(body: bytes) -> bool:
+        note_body(body, orjson.loads(body))
+        return _LITERAL_FREE.get() is not None
+
+    base64_only = orjson.dumps({"X": b64([[1.0, 2.0]]), "epochs": 3})
+    assert not _fresh(noted, base64_only)  # nothing to speed up: no scan of its text
+    assert _fresh(noted, orjson.dumps({"X": [[1.0, 2.0]], "Y": b64([[1.0, 0.0]])}))
+    assert not _fresh(noted, orjson.dumps({"X": [[1.0, 2.0]], "flag": False}))
