@@ -286,7 +286,8 @@ def _queue(quick: bool, threads: int) -> None:
     with cluster(threads, CHECKPOINT_SECONDS) as running:
         running.add_worker()
         steps = 250 if quick else 2500
-        job = measure_job(running.service, 1 if quick else 2, steps)
+        # Four rounds: a 20 s job on a shared machine moves by more than the goal's margin.
+        job = measure_job(running.service, 1 if quick else 4, steps)
         print(
             f"\n### A job of {steps} steps through the queue (the service and one worker) "
             "beside the same steps in-process, seconds from POST to the final event, medians"
