@@ -248,7 +248,8 @@ def _memory(quick: bool, threads: int) -> None:
 
 
 def _playground(quick: bool, threads: int) -> None:
-    from bench.playground import CHROMIUM, RATE_GOAL, REDRAW_GOAL_MS, measure_playground
+    from bench.playground import RATE_GOAL, REDRAW_GOAL_MS, measure_playground
+    from tests.support.chromium import CHROMIUM
 
     print("\n## The playground in Chromium: decision-boundary redraws and curve updates")
     if not CHROMIUM.exists():

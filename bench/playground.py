@@ -17,23 +17,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import ServerProcess, free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 NETWORK = {
     "layer_dims": [2, 8, 8, 1],
     "hidden_activation": "tanh",

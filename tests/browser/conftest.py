@@ -31,20 +31,9 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.support.server import ServerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless, and nothing of Chromium's own that talks to the network.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 KEY = "playground-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 SCREENSHOTS = Path(__file__).parent / "screenshots"

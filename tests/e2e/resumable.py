@@ -5,17 +5,14 @@ a job ended with exactly the parameters of a run that was never interrupted."""
 from __future__ import annotations
 
 import base64
-import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import numpy as np
 
 from model import TrainOptions, create_network, train
 from service.store import open_store
-
-T = TypeVar("T")
+from tests.support.waiting import poll
 
 SPEC = {
     "layer_dims": [2, 8, 8, 1],
@@ -29,14 +26,6 @@ Y = [[0.0, 1.0, 1.0, 0.0, 1.0, 1.0]]
 EPOCHS = 25_000
 STEPS = EPOCHS * 2  # two mini-batches of 4 (and 2) examples per epoch
 JOB = {"X": X, "Y": Y, "epochs": EPOCHS, "batch_size": 4, "shuffle_seed": 7}
-
-
-def poll(read: Callable[[], T], until: Callable[[T], bool], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not until(value := read()):
-        assert time.monotonic() < deadline, f"timed out; last reading: {value}"
-        time.sleep(0.05)
-    return value
 
 
 def start_job(url: str, job: dict[str, Any] = JOB) -> tuple[dict[str, Any], dict[str, Any], Any]:

@@ -19,10 +19,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import numpy as np
@@ -31,8 +31,8 @@ import pytest
 from tests.service.helpers import PROBLEM_JSON, XOR_X, XOR_Y, b64
 from tests.support.pg_instance import in_ci, private_postgres_or_skip
 from tests.support.server import ServerProcess, free_port
+from tests.support.waiting import poll, server_sent_events
 
-T = TypeVar("T")
 TRAIN = {"X": XOR_X, "Y": XOR_Y}  # one full-batch step
 SPEC = {
     "layer_dims": [2, 4, 1],
@@ -42,14 +42,6 @@ SPEC = {
 }
 DB_TIMEOUT = 2.0  # BACKPROP_DATABASE_TIMEOUT_SECONDS for these servers
 SLACK = 1.5  # seconds an answer may take beyond the database timeout (a loaded 2-core CI box)
-
-
-def poll(read: Callable[[], T], until: Callable[[T], bool], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not until(value := read()):
-        assert time.monotonic() < deadline, f"timed out; last reading: {value}"
-        time.sleep(0.02)
-    return value
 
 
 def uvicorn_args(port: int, *extra: str) -> list[str]:
@@ -200,7 +192,7 @@ class Trainers:
 def wait_for_steps(trainers: Trainers, more: int, timeout: float = 60.0) -> None:
     """Until the clients have been told of ``more`` steps than now."""
     target = trainers.acknowledged + more
-    poll(lambda: trainers.acknowledged, lambda done: done >= target, timeout)
+    poll(lambda: trainers.acknowledged, lambda done: done >= target, timeout, interval=0.02)
 
 
 def wait_for_success_after(trainers: Trainers, moment: float, timeout: float = 30.0) -> float:
@@ -213,7 +205,7 @@ def wait_for_success_after(trainers: Trainers, moment: float, timeout: float = 3
 
 
 def wait_until_ready(url: str, timeout: float = 30.0) -> None:
-    poll(lambda: readiness(url).status, lambda status: status == 200, timeout)
+    poll(lambda: readiness(url).status, lambda status: status == 200, timeout, interval=0.02)
 
 
 def job_step(url: str, job_id: str) -> int:
@@ -309,6 +301,7 @@ def test_postgres_outages_are_answered_503_and_training_resumes_at_once(
         ended = poll(
             lambda: httpx.get(f"{urls[0]}/jobs/{job['id']}", timeout=10).json(),
             lambda j: j["status"] not in ("queued", "running"),
+            interval=0.02,
         )
         assert ended["status"] == "cancelled", (cancelled, ended)
         job_network = httpx.get(f"{urls[0]}/networks/{job_net['id']}", timeout=10).json()
@@ -479,17 +472,8 @@ def test_a_full_disk_is_answered_507_and_deleting_frees_it(
 
 def events(url: str, into: list[tuple[str, dict[str, Any]]]) -> None:
     """Collect the (event, data) pairs of a server-sent event stream until it ends."""
-    with httpx.stream("GET", url, timeout=60) as response:
-        assert response.status_code == 200, response.read()
-        name, data = "message", ""
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                name = line.removeprefix("event:").strip()
-            elif line.startswith("data:"):
-                data += line.removeprefix("data:").strip()
-            elif not line and data:
-                into.append((name, httpx.Response(200, content=data).json()))
-                name, data = "message", ""
+    for event in server_sent_events(url, timeout=60):
+        into.append(event)
 
 
 def heavy_calls(url: str) -> float:
@@ -548,8 +532,8 @@ def test_sigterm_answers_a_long_train_503_with_nothing_committed(
 
         caller = threading.Thread(target=train, daemon=True)
         caller.start()
-        poll(lambda: heavy_calls(server.url), lambda calls: calls >= 1)
-        poll(lambda: len(seen), lambda count: count >= 1)  # the stream is open
+        poll(lambda: heavy_calls(server.url), lambda calls: calls >= 1, interval=0.02)
+        poll(lambda: len(seen), lambda count: count >= 1, interval=0.02)  # the stream is open
         terminated_at = time.monotonic()
         server.process.terminate()
         code = server.process.wait(GRACE + 15)

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 
 from service.store import open_store
-from tests.e2e.resumable import JOB, STEPS, assert_uninterrupted, ended, poll, start_job
+from tests.e2e.resumable import JOB, STEPS, assert_uninterrupted, ended, start_job
 from tests.support.server import ServerProcess
+from tests.support.waiting import poll
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -26,6 +27,7 @@ def _killed_after_two_checkpoints(server: ServerProcess, net: dict[str, Any]) ->
         poll(
             lambda: httpx.get(f"{server.url}/networks/{net['id']}").json(),
             lambda n: n["version"] >= 3,
+            timeout=60,
         )
     finally:
         server.kill()
@@ -57,12 +59,17 @@ def test_a_job_that_keeps_killing_its_process_ends_failed(tmp_path: Path) -> Non
     net, job, _ = start_job(server.url)
     _killed_after_two_checkpoints(server, net)
     server = ServerProcess(env=env).start()  # it resumes (restart 1) ...
-    poll(lambda: httpx.get(f"{server.url}/jobs/{job['id']}").json(), lambda j: j["restarts"] == 1)
+    poll(
+        lambda: httpx.get(f"{server.url}/jobs/{job['id']}").json(),
+        lambda j: j["restarts"] == 1,
+        timeout=60,
+    )
     version = httpx.get(f"{server.url}/networks/{net['id']}").json()["version"]
     try:
         poll(
             lambda: httpx.get(f"{server.url}/networks/{net['id']}").json(),
             lambda n: n["version"] > version,
+            timeout=60,
         )
     finally:
         server.kill()  # ... and dies again

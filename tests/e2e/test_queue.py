@@ -39,13 +39,13 @@ from tests.e2e.resumable import (
     Y,
     assert_uninterrupted,
     ended,
-    poll,
     start_job,
 )
 from tests.support import rabbitmq
 from tests.support.postgres import scratch_database, scratch_schema
 from tests.support.postgres import server_url_or_skip as postgres_or_skip
 from tests.support.server import ServerProcess, worker_process
+from tests.support.waiting import poll
 
 BIN = Path(sys.executable).with_name("backprop-service")
 
@@ -107,6 +107,7 @@ def running_on(store: Store, job_id: str, workers: list[ServerProcess]) -> Serve
     job = poll(
         lambda: store.get_job(job_id, ""),
         lambda j: j.status == "running" and j.checkpoint_step > 0 and j.step > j.checkpoint_step,
+        timeout=60,
     )
     assert job.runner is not None
     assert job.runner.startswith("worker-"), job.runner

@@ -7,13 +7,12 @@ ends as if never interrupted."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import numpy as np
-import orjson
 import pytest
 
 from model import TrainOptions, create_network, train
@@ -21,10 +20,10 @@ from service.store import open_store
 from tests.service.helpers import XOR_X, XOR_Y
 from tests.support.postgres import scratch_database, scratch_schema, server_url_or_skip
 from tests.support.server import ServerProcess
+from tests.support.waiting import poll, server_sent_events
 
 CLIENTS = 8
 CALLS = 25
-T = TypeVar("T")
 
 SPEC = {
     "layer_dims": [2, 4, 1],
@@ -57,35 +56,11 @@ def replicas(database: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
         second.stop()
 
 
-def poll(read: Callable[[], T], until: Callable[[T], bool], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while not until(value := read()):
-        assert time.monotonic() < deadline, f"timed out; last reading: {value}"
-        time.sleep(0.05)
-    return value
-
-
 def create(url: str) -> dict[str, Any]:
     response = httpx.post(f"{url}/networks", json=SPEC)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()
     return created
-
-
-def events(url: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The (event, data) pairs of a server-sent event stream, as they arrive."""
-    with httpx.stream("GET", url, timeout=30) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        name, data = "message", ""
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                name = line.removeprefix("event:").strip()
-            elif line.startswith("data:"):
-                data += line.removeprefix("data:").strip()
-            elif not line and data:
-                yield name, orjson.loads(data)
-                name, data = "message", ""
 
 
 def test_training_through_both_replicas_loses_no_update(
@@ -176,7 +151,7 @@ def test_a_job_is_followed_and_cancelled_through_the_other_replica(
     assert job_id in busy.json()["detail"]
     progress: list[dict[str, Any]] = []
     final: tuple[str, dict[str, Any]] | None = None
-    for name, data in events(f"{follower.url}/jobs/{job_id}/events"):
+    for name, data in server_sent_events(f"{follower.url}/jobs/{job_id}/events"):
         if name == "progress":
             progress.append(data)
         else:
