@@ -32,10 +32,15 @@ from service.store import (
     Store,
     Update,
     VersionConflict,
+    WouldWait,
 )
 
 T = TypeVar("T")
 MAX_ATTEMPTS = 50
+# Work small enough for the event loop: tens of microseconds of numpy, plus about 30 µs of
+# Python per training step.
+INLINE_MULTIPLY_ADDS = 50_000
+INLINE_STEPS = 4
 SPARES = 2  # a training call writes into two states at most (its steps alternate)
 
 
@@ -129,11 +134,17 @@ class WarmNetworks:
             _, evicted = self._entries.popitem(last=False)
             total -= evicted.nbytes
 
-    def parameter_count(self, network_id: str, owner: str) -> int | None:
-        """The size of a warm network (of any version), without asking the store; None if it
-        is not warm."""
+    def small(self, network_id: str, owner: str, examples: int, steps: int = 0) -> bool:
+        """Whether a forward pass over ``examples`` and ``steps`` training steps on the network
+        are small enough for the event loop (see :mod:`service.core.capacity`): the network
+        warm (of any version: no store is asked), the store embedded (its reads are local),
+        at most :data:`INLINE_STEPS` steps and :data:`INLINE_MULTIPLY_ADDS` multiply-adds (a
+        pass costs examples x parameters, a step three)."""
         warm = self._entries.get(network_id)
-        return None if warm is None or warm.meta.owner != owner else warm.meta.spec.parameter_count
+        if warm is None or warm.meta.owner != owner or not self.store.local_reads:
+            return False
+        work = examples * warm.meta.spec.parameter_count * (1 + 3 * steps)
+        return steps <= INLINE_STEPS and work <= INLINE_MULTIPLY_ADDS
 
     def evict(self, network_id: str) -> None:
         with self._guard:
@@ -170,16 +181,21 @@ class WarmNetworks:
         compute: Callable[[NetworkRecord, Scratch], tuple[Update, T]],
         *,
         if_match: int | None = None,
+        wait: bool = True,
     ) -> tuple[NetworkRecord, T]:
         """Run ``compute`` on the current record and commit its :class:`Update`; publish it.
 
         Writers in this process take turns on the network's lock; in other processes the
         store's version check catches them, and the work is redone on the newer version. With
         ``if_match`` the caller asked for one version: another is a 409, not a retry.
+        ``wait=False``: :class:`WouldWait`, with nothing changed, where it would wait for the
+        network's lock or the store's.
         """
         for _ in range(MAX_ATTEMPTS):
             warm = self._current(network_id, owner)
-            with warm.lock:
+            if not warm.lock.acquire(blocking=wait):
+                raise WouldWait
+            try:
                 with self._guard:
                     if self._entries.get(network_id) is not warm:
                         continue  # replaced meanwhile (a newer version): start again
@@ -192,7 +208,9 @@ class WarmNetworks:
                 scratch = Scratch(warm.workspace, free)
                 update, outcome = compute(start, scratch)
                 try:
-                    record = self.store.commit_update(network_id, owner, start.meta.version, update)
+                    record = self.store.commit_update(
+                        network_id, owner, start.meta.version, update, wait=wait
+                    )
                 except VersionConflict as conflict:
                     if if_match is not None:
                         raise stale(if_match, conflict.current) from None
@@ -202,6 +220,8 @@ class WarmNetworks:
                     unused = [s for s in [*free, *scratch.left] if s is not record.network]
                     self._publish(warm, record, unused)
                 return record, outcome
+            finally:
+                warm.lock.release()
         raise Conflict(
             "The network is being changed by other callers faster than this request could commit; "
             "try again."

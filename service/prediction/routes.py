@@ -1,10 +1,5 @@
-"""Prediction and evaluation.
-
-A small prediction on a warm network runs on the event loop, not a worker thread: at most
-:data:`INLINE_MULTIPLY_ADDS` multiply-adds (examples x parameters), a few tens of
-microseconds of numpy, less than the hop to a thread costs; with the embedded store, whose
-version read is a local lookup. Everything else is heavy work, on its own threads.
-"""
+"""Prediction and evaluation: heavy work, except that a small one on a warm network runs on
+the event loop (:meth:`service.warm.WarmNetworks.small`)."""
 
 from __future__ import annotations
 
@@ -28,8 +23,6 @@ from service.store import NetworkRecord
 
 router = APIRouter(route_class=JsonRoute, tags=["prediction"])
 
-INLINE_MULTIPLY_ADDS = 50_000
-
 
 async def _on_network(
     network_id: str,
@@ -43,15 +36,13 @@ async def _on_network(
 ) -> Response:
     """``answer(record)`` on the network at its current version, where its size says."""
 
-    def work(_: object = None) -> Response:
+    def work(_: object) -> Response:
         with warm.reading(network_id, owner) as record:
             check_batch(record.meta.spec, examples, settings)
             return answer(record)
 
-    parameters = warm.parameter_count(network_id, owner) if warm.store.local_reads else None
-    if parameters is not None and examples * parameters <= INLINE_MULTIPLY_ADDS:
-        return work()
-    return await heavy.run(work, request.receive)
+    small = warm.small(network_id, owner, examples)
+    return await heavy.run(work, request.receive, small=small)
 
 
 @router.post(

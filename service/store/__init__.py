@@ -29,6 +29,7 @@ from service.store.records import (
     StoreUnavailable,
     Update,
     VersionConflict,
+    WouldWait,
     utc_now,
 )
 from service.store.sql import Store
@@ -91,6 +92,7 @@ __all__ = [
     "StoredResponse",
     "Update",
     "VersionConflict",
+    "WouldWait",
     "open_store",
     "sqlite_path",
     "utc_now",

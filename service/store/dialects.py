@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from service.store.records import StoreError, StoreFull, StoreUnavailable
+from service.store.records import StoreError, StoreFull, StoreUnavailable, WouldWait
 
 Connection = Any  # sqlite3.Connection or psycopg.Connection: the DB-API methods both have
 _RUNNER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
@@ -61,7 +61,9 @@ class Dialect:
     def reading(self) -> Any:
         raise NotImplementedError
 
-    def writing(self) -> Any:
+    def writing(self, *, wait: bool = True) -> Any:
+        """A write transaction. ``wait=False``: raise :class:`WouldWait` rather than wait for
+        another writer's lock."""
         raise NotImplementedError
 
     def lock_network(self, conn: Connection, network_id: str) -> None:
@@ -89,9 +91,10 @@ class Dialect:
         """Bytes left for the database to grow into, if this process can tell."""
         return None
 
-    def keep_reserve(self) -> bool:
+    def keep_reserve(self, *, wait: bool = True) -> bool:
         """Whether the room kept for deletes on a full disk is in place (made again if it can
-        be); a server's dialect keeps none, and says True."""
+        be; ``wait=False``: :class:`WouldWait` rather than write it); a server's dialect keeps
+        none, and says True."""
         return True
 
     def make_room(self) -> bool:
@@ -163,9 +166,12 @@ class SQLiteDialect(Dialect):
         yield self._connection()
 
     @contextmanager
-    def writing(self) -> Iterator[sqlite3.Connection]:
+    def writing(self, *, wait: bool = True) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        if wait:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            self._begin_at_once(conn)
         try:
             yield conn
         except BaseException:
@@ -180,6 +186,19 @@ class SQLiteDialect(Dialect):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise CommitFailed(str(error)) from error
+
+    def _begin_at_once(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE if the write lock is free; else :class:`WouldWait`. (Only taking
+        the lock waits: a commit in WAL mode does not, and its checkpoint never blocks.)"""
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                raise WouldWait from error
+            raise
+        finally:  # the connection's reads wait as before
+            conn.execute(f"PRAGMA busy_timeout={round(self.timeout * 1000)}")
 
     def translate(self, error: Exception, *, committing: bool) -> StoreError | None:
         cause = error.__cause__ if isinstance(error, CommitFailed) else error
@@ -199,12 +218,14 @@ class SQLiteDialect(Dialect):
         stats = os.statvfs(self.path.parent)
         return stats.f_bavail * stats.f_frsize
 
-    def keep_reserve(self) -> bool:
+    def keep_reserve(self, *, wait: bool = True) -> bool:
         if self.reserve_bytes == 0:
             return True
         with contextlib.suppress(FileNotFoundError):
             if self.reserve.stat().st_size >= self.reserve_bytes:
                 return True
+        if not wait:
+            raise WouldWait
         stats = os.statvfs(self.path.parent)
         if stats.f_bavail * stats.f_frsize < 2 * self.reserve_bytes:
             return False  # what deletes freed is not enough yet: keep it for them
@@ -453,7 +474,9 @@ class PostgresDialect(Dialect):
         self._keep_runners()
 
     @contextmanager
-    def writing(self) -> Iterator[psycopg.Connection[Any]]:
+    def writing(self, *, wait: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        if not wait:  # every statement is a round trip to the server: a wait
+            raise WouldWait
         with self._pool.connection() as conn:
             conn.execute("BEGIN")
             try:

@@ -120,6 +120,12 @@ class StoreFull(StoreError):
     """The database is out of space; the change was not applied."""
 
 
+class WouldWait(Exception):
+    """Raised, with nothing changed, by work told not to wait (``wait=False``) when it would
+    have to: for a lock another writer holds, or for I/O longer than a commit's. Whoever asked
+    runs the work again where waiting is allowed."""
+
+
 # ---- records -------------------------------------------------------------------------------
 
 

@@ -175,9 +175,9 @@ class Store:
                 "The last write failed for lack of space, and none has succeeded since."
             )
 
-    def _room(self) -> None:
+    def _room(self, *, wait: bool = True) -> None:
         """Refuse a write that would take the room kept for deletes on a full disk."""
-        if not self.dialect.keep_reserve():
+        if not self.dialect.keep_reserve(wait=wait):
             raise StoreFull(
                 "The database's filesystem is full: the space left is kept so that deleting "
                 "networks can free more."
@@ -331,19 +331,26 @@ class Store:
 
     @_translated
     def commit_update(
-        self, network_id: str, owner: str, expected_version: int, update: Update
+        self,
+        network_id: str,
+        owner: str,
+        expected_version: int,
+        update: Update,
+        *,
+        wait: bool = True,
     ) -> NetworkRecord:
         """Apply ``update`` if the network is still at ``expected_version``, in one transaction;
         raise :class:`VersionConflict` or :class:`NetworkMissing` otherwise, and
         :class:`NetworkBusy` if an active job other than ``update.job``'s holds it. A job's
         checkpoint needs that attempt of the job to hold the network still
-        (:class:`JobEnded` once it does not)."""
+        (:class:`JobEnded` once it does not). ``wait=False``: :class:`WouldWait`, with nothing
+        written, where the write would wait for another writer."""
         network = update.network
         params, moments = state_bytes(network)
         grads = None if update.gradients is None else codec.little_endian(update.gradients.grad)
         now = utc_now()
-        self._room()
-        with self.dialect.writing() as conn:
+        self._room(wait=wait)
+        with self.dialect.writing(wait=wait) as conn:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_network(conn, network_id)
             row = run(

@@ -110,11 +110,12 @@ async def train(
                 trainer.network, history, grads, idempotency=retry.keeping(answer)
             ), answer
 
-        record, answer = warm.change(network_id, owner, compute, if_match=if_match)
+        record, answer = warm.change(network_id, owner, compute, if_match=if_match, wait=stop.wait)
         metrics.training_steps.inc(record.meta.steps_trained - steps_before[0])
         return answer(record)
 
-    return await heavy.run(lambda stop: retry.run(lambda: work(stop)), request.receive)
+    small = warm.small(network_id, owner, m, options.steps_for(m))
+    return await heavy.run(lambda stop: retry.run(lambda: work(stop)), request.receive, small=small)
 
 
 def history_at(store: Store, meta: NetworkMeta) -> list[tuple[int, float]]:
