@@ -28,11 +28,12 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from service.store.checkpoints import Checkpointer
 from service.store.records import StoreError, StoreFull, StoreUnavailable, WouldWait
 
 Connection = Any  # sqlite3.Connection or psycopg.Connection: the DB-API methods both have
 _RUNNER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-WAL_AUTOCHECKPOINT = 1000  # pages: SQLite's default
+WAL_PAGES = 1000  # SQLite's default wal_autocheckpoint
 
 
 class CommitFailed(Exception):
@@ -61,9 +62,9 @@ class Dialect:
     def reading(self) -> Any:
         raise NotImplementedError
 
-    def writing(self, *, wait: bool = True) -> Any:
-        """A write transaction. ``wait=False``: raise :class:`WouldWait` rather than wait for
-        another writer's lock."""
+    def writing(self, *, wait: bool = True, size: int = 0) -> Any:
+        """A write transaction of about ``size`` bytes of blobs. ``wait=False``: raise
+        :class:`WouldWait` rather than wait for another writer's lock."""
         raise NotImplementedError
 
     def lock_network(self, conn: Connection, network_id: str) -> None:
@@ -140,6 +141,7 @@ class SQLiteDialect(Dialect):
         self._local = threading.local()
         self._runners: dict[str, int] = {}  # runner -> the descriptor holding its flock
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.checkpoints = Checkpointer(path, self._wal_pages * 4096, timeout)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -156,7 +158,7 @@ class SQLiteDialect(Dialect):
             # written, so deleting a network would need as much room as it takes. FAST still
             # zeroes deleted content wherever that costs no extra write.
             conn.execute("PRAGMA secure_delete=FAST")
-            conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # self.checkpoints copies the WAL back
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
         return conn
@@ -166,8 +168,9 @@ class SQLiteDialect(Dialect):
         yield self._connection()
 
     @contextmanager
-    def writing(self, *, wait: bool = True) -> Iterator[sqlite3.Connection]:
+    def writing(self, *, wait: bool = True, size: int = 0) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
+        self.checkpoints.before_write(wait=wait)
         if wait:
             conn.execute("BEGIN IMMEDIATE")
         else:
@@ -186,6 +189,7 @@ class SQLiteDialect(Dialect):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise CommitFailed(str(error)) from error
+        self.checkpoints.committed(size + 4096)  # its blobs, and a page of rows
 
     def _begin_at_once(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE if the write lock is free; else :class:`WouldWait`. (Only taking
@@ -243,14 +247,19 @@ class SQLiteDialect(Dialect):
         return True
 
     def make_room(self) -> bool:
-        # Until compact(), no automatic checkpoint: on a full disk it would spend the room on
-        # copying the WAL's pages into a database file that must grow for them, and fail.
-        # The delete, then the vacuum that shrinks the database, must come first.
-        self._connection().execute("PRAGMA wal_autocheckpoint=0")
+        # Until compact(), no checkpoint: on a full disk it would spend the room on copying
+        # the WAL's pages into a database file that must grow for them, and fail. The delete,
+        # then the vacuum that shrinks the database, must come first.
+        self.checkpoints.pause()
         self.reserve.unlink(missing_ok=True)
         return True
 
     def compact(self) -> None:
+        with self.checkpoints.held():
+            self._compact()
+        self.checkpoints.resume()
+
+    def _compact(self) -> None:
         conn = self._connection()
         truncate = "PRAGMA wal_checkpoint(TRUNCATE)"
         for attempt in range(3):
@@ -266,15 +275,15 @@ class SQLiteDialect(Dialect):
                     self.make_room()  # the reserve's turn
         # Given up, the freed pages stay free inside the database (later writes reuse them),
         # and a later delete gives them back.
-        conn.execute(f"PRAGMA wal_autocheckpoint={self._autocheckpoint}")
 
     @property
-    def _autocheckpoint(self) -> int:
-        """Pages the WAL may hold before a commit copies them into the database file: at most
-        a quarter of the reserve, so that what a full disk leaves uncopied fits in it."""
+    def _wal_pages(self) -> int:
+        """Pages of commits the WAL may gather before they are copied into the database file:
+        at most a quarter of the reserve, so that what a full disk leaves uncopied fits in
+        it."""
         if self.reserve_bytes == 0:
-            return WAL_AUTOCHECKPOINT
-        return max(16, min(WAL_AUTOCHECKPOINT, self.reserve_bytes // 4 // 4096))
+            return WAL_PAGES
+        return max(16, min(WAL_PAGES, self.reserve_bytes // 4 // 4096))
 
     def _token(self, runner: str) -> Path:
         if not _RUNNER_NAME.fullmatch(runner):
@@ -315,6 +324,7 @@ class SQLiteDialect(Dialect):
         return False
 
     def close(self) -> None:
+        self.checkpoints.close()
         for fd in self._runners.values():  # tokens still held go as with the process
             os.close(fd)
         self._runners.clear()
@@ -474,7 +484,7 @@ class PostgresDialect(Dialect):
         self._keep_runners()
 
     @contextmanager
-    def writing(self, *, wait: bool = True) -> Iterator[psycopg.Connection[Any]]:
+    def writing(self, *, wait: bool = True, size: int = 0) -> Iterator[psycopg.Connection[Any]]:
         if not wait:  # every statement is a round trip to the server: a wait
             raise WouldWait
         with self._pool.connection() as conn:

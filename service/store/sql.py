@@ -207,7 +207,7 @@ class Store:
         params, moments = state_bytes(network)
         record = NetworkRecord(meta, network)
         self._room()
-        with self.dialect.writing() as conn:
+        with self.dialect.writing(size=len(params) + len(moments)) as conn:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_owner(conn, owner)
             self._check_room(conn, owner, size, limit, quota)
@@ -349,8 +349,9 @@ class Store:
         params, moments = state_bytes(network)
         grads = None if update.gradients is None else codec.little_endian(update.gradients.grad)
         now = utc_now()
+        size = len(params) + len(moments) + (0 if grads is None else len(grads))
         self._room(wait=wait)
-        with self.dialect.writing(wait=wait) as conn:
+        with self.dialect.writing(wait=wait, size=size) as conn:
             run = functools.partial(self.dialect.execute, conn)
             self.dialect.lock_network(conn, network_id)
             row = run(

@@ -1,0 +1,89 @@
+"""SQLite's WAL is copied back into the database file by a thread of its own
+(service/store/checkpoints.py): no commit does it, every commit's pages reach the database
+file soon after, and while more than the limit is uncopied the next write waits for it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.store import Store, WouldWait, open_store
+from service.store.checkpoints import Checkpointer
+from service.store.dialects import SQLiteDialect
+from tests.store.helpers import new_id
+from tests.store.test_space import big_network
+from tests.support.waiting import poll
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    store = open_store(f"sqlite:///{tmp_path / 'wal.db'}", reserve_bytes=1 << 20)
+    yield store
+    store.close()
+
+
+def test_commits_leave_the_copy_to_the_checkpointer(store: Store, tmp_path: Path) -> None:
+    dialect = store.dialect
+    assert isinstance(dialect, SQLiteDialect)
+    with dialect.reading() as conn:
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    database = tmp_path / "wal.db"
+    before = database.stat().st_size
+    for _ in range(3):
+        store.create_network(new_id(), "", None, big_network())  # 725 kB each: past the limit
+    checkpoints = dialect.checkpoints
+    poll(lambda: checkpoints.uncopied, lambda left: left == 0)
+    assert checkpoints.rounds >= 1
+    assert database.stat().st_size > before + 3 * 700_000  # in the database file itself
+    probe = sqlite3.connect(database)  # and nothing is left in the WAL to copy
+    busy, pages, copied = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert (busy, pages) == (0, copied)
+    probe.close()
+
+
+def _wal_database(path: Path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x BLOB)")
+    conn.execute("INSERT INTO t VALUES (zeroblob(100000))")
+    conn.close()
+
+
+def test_past_the_limit_the_next_write_waits_for_the_copy(tmp_path: Path) -> None:
+    _wal_database(tmp_path / "db")
+    checkpoints = Checkpointer(tmp_path / "db", limit=50_000, timeout=30.0)
+    waited = threading.Event()
+
+    def write() -> None:
+        checkpoints.before_write()
+        waited.set()
+
+    with checkpoints.held():  # no round can run
+        checkpoints.committed(40_000)
+        checkpoints.before_write(wait=False)  # under the limit: no wait
+        checkpoints.committed(40_000)
+        with pytest.raises(WouldWait):
+            checkpoints.before_write(wait=False)
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not waited.wait(0.2)  # it waits for the round
+    writer.join(timeout=30)
+    assert waited.is_set()
+    assert checkpoints.uncopied == 0
+    checkpoints.close()
+
+
+def test_a_paused_or_failing_checkpointer_holds_no_write_back(tmp_path: Path) -> None:
+    checkpoints = Checkpointer(tmp_path / "missing" / "db", limit=10, timeout=30.0)
+    checkpoints.pause()
+    checkpoints.committed(1_000)
+    checkpoints.before_write(wait=False)  # paused (a full disk's delete): no wait
+    checkpoints.resume()
+    poll(lambda: checkpoints.rounds, lambda rounds: rounds >= 1)  # it cannot even connect
+    assert checkpoints.failing
+    checkpoints.before_write(wait=False)
+    checkpoints.close()
