@@ -3,11 +3,13 @@ loaded, so a call to a warm network neither deserializes nor allocates what it c
 
 A :class:`Warm` entry holds a network at one version: its metadata, its published state (which
 readers share and nobody writes), the step buffers and spare states its training reuses, and
-a lock its writers take turns on. Every call first asks the store for the network's version
+a lock its writers take turns on. Every read first asks the store for the network's version
 (one indexed read), so a process never serves a version another process or replica has
-replaced; a stale or missing entry is loaded again. The store stays the truth: a change is
-published here only once the store has committed it (:meth:`WarmNetworks.change`, the one
-path by which parameters change), and a failed or diverged call publishes nothing.
+replaced; a stale or missing entry is loaded again. A change skips that read (its commit
+checks the version it computed from, and a stale entry's change is redone on the store's).
+The store stays the truth: a change is published here only once the store has committed it
+(:meth:`WarmNetworks.change`, the one path by which parameters change), and a failed or
+diverged call publishes nothing.
 
 Readers hold the state they read (:meth:`WarmNetworks.reading`), so a spare state is reused
 for writing only once no reader holds it. Entries are evicted least recently used past a
@@ -191,8 +193,10 @@ class WarmNetworks:
         ``wait=False``: :class:`WouldWait`, with nothing changed, where it would wait for the
         network's lock or the store's.
         """
-        for _ in range(MAX_ATTEMPTS):
-            warm = self._current(network_id, owner)
+        for attempt in range(MAX_ATTEMPTS):
+            warm = self._entries.get(network_id)  # trusted at first: the commit checks it
+            if attempt or if_match is not None or warm is None or warm.meta.owner != owner:
+                warm = self._current(network_id, owner)
             if not warm.lock.acquire(blocking=wait):
                 raise WouldWait
             try:
@@ -216,6 +220,9 @@ class WarmNetworks:
                         raise stale(if_match, conflict.current) from None
                     self.evict(network_id)
                     continue
+                except NetworkMissing:  # deleted elsewhere
+                    self.evict(network_id)
+                    raise
                 with self._guard:
                     unused = [s for s in [*free, *scratch.left] if s is not record.network]
                     self._publish(warm, record, unused)

@@ -98,15 +98,11 @@ class HeavyWork:
     ) -> T:
         """``work(stop)`` on a heavy thread; ``receive`` (the request's) to stop it when the
         client disconnects. ``small``: first on the event loop, told not to wait."""
-        if small:
-            inline = Stop(wait=False)
-            self._admit(inline)
+        if small:  # it holds no thread: the bounds of the threads' work are not its own
             try:
-                return work(inline)
+                return work(Stop(wait=False))
             except WouldWait:
                 pass  # nothing was changed: the work waits for its lock on a thread
-            finally:
-                self._leave(inline)
         stop = Stop()
         self._admit(stop)
         watcher = None if receive is None else asyncio.ensure_future(_watch(receive, stop))
@@ -115,11 +111,8 @@ class HeavyWork:
         finally:
             if watcher is not None:
                 watcher.cancel()
-            self._leave(stop)
-
-    def _leave(self, stop: Stop) -> None:
-        with self._guard:
-            self._running.discard(stop)
+            with self._guard:
+                self._running.discard(stop)
 
     def drain(self) -> None:
         """Refuse new work, and stop what runs."""

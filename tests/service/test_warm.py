@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from service.core.errors import Conflict
 from service.core.settings import Settings
 from service.main import create_app
-from service.store import NetworkRecord, Store, Update, open_store
+from service.store import NetworkMissing, NetworkRecord, Store, Update, open_store
 from service.warm import Scratch, WarmNetworks
 from tests.service.helpers import XOR_X, XOR_Y, create
 from tests.store.helpers import new_network
@@ -34,11 +34,16 @@ def other(settings: Settings) -> Iterator[Store]:
     store.close()
 
 
-def nudged(record: NetworkRecord, scratch: Scratch) -> tuple[Update, int]:
-    """A change: every parameter + 1, computed from ``record``."""
+def bumped(record: NetworkRecord) -> Update:
+    """Every parameter of ``record`` + 1."""
     network = record.network.copy()
     network.theta += 1.0
-    return Update(network), record.meta.version
+    return Update(network)
+
+
+def nudged(record: NetworkRecord, scratch: Scratch) -> tuple[Update, int]:
+    """A change: every parameter + 1, computed from ``record``."""
+    return bumped(record), record.meta.version
 
 
 def plus_ones(theta: np.ndarray, times: int) -> np.ndarray:
@@ -197,3 +202,41 @@ def test_writers_in_one_process_take_turns(store: Store) -> None:
     saved = store.get_network("n1", "")
     assert saved.meta.version == 41
     np.testing.assert_array_equal(saved.network.theta, plus_ones(new_network().theta, 40))
+
+
+def test_a_change_on_a_stale_entry_is_redone_on_the_stores_version(
+    store: Store, other: Store
+) -> None:
+    # A change trusts its warm entry without reading the version first: the commit's check
+    # finds it stale, and the change is computed again on what the store holds.
+    store.create_network("n1", "", None, new_network())
+    warm = WarmNetworks(store, 1 << 30)
+    warm.change("n1", "", nudged)  # warm at version 2
+    theirs = other.get_network("n1", "")
+    other.commit_update("n1", "", 2, bumped(theirs))
+    computed_from: list[int] = []
+
+    def noting(record: NetworkRecord, scratch: Scratch) -> tuple[Update, int]:
+        computed_from.append(record.meta.version)
+        return nudged(record, scratch)
+
+    assert warm.change("n1", "", noting)[0].meta.version == 4
+    assert computed_from == [2, 3]
+    np.testing.assert_array_equal(
+        store.get_network("n1", "").network.theta, plus_ones(new_network().theta, 3)
+    )
+    # If-Match names the store's version, not the stale entry's: no conflict.
+    other.commit_update("n1", "", 4, bumped(other.get_network("n1", "")))
+    assert warm.change("n1", "", nudged, if_match=5)[0].meta.version == 6
+
+
+def test_a_change_on_a_network_deleted_elsewhere_is_missing_and_leaves_memory(
+    store: Store, other: Store
+) -> None:
+    store.create_network("n1", "", None, new_network())
+    warm = WarmNetworks(store, 1 << 30)
+    warm.change("n1", "", nudged)
+    other.delete_network("n1", "")
+    with pytest.raises(NetworkMissing):
+        warm.change("n1", "", nudged)
+    assert len(warm) == 0
