@@ -59,14 +59,15 @@ class Checkpointer:
         self._wake.set()
 
     def before_write(self, *, wait: bool = True) -> None:
-        """Wait (at most ``timeout`` s) while commits past the limit are uncopied;
-        ``wait=False``: :class:`WouldWait` rather than wait."""
+        """While commits past the limit are uncopied, wait for the round that copies them
+        (at most ``timeout`` s); ``wait=False``: :class:`WouldWait` rather than wait."""
         with self._state:
             if self._free_to_write():
                 return
             if not wait:
                 raise WouldWait
-            self._state.wait_for(self._free_to_write, self.timeout)
+            after = self.rounds
+            self._state.wait_for(lambda: self.rounds > after or self._free_to_write(), self.timeout)
 
     def _free_to_write(self) -> bool:
         return self.uncopied <= self.limit or self.paused or self.failing
@@ -101,10 +102,14 @@ class Checkpointer:
         with self._state:
             self.rounds += 1
             self.failing = busy < 0
-            if busy == 0 and pages == copied:
+            if not self.failing:
+                # What was committed before the round began is copied back, by it or by
+                # another process's checkpoint that kept it from running (busy), but for
+                # what a reader's older snapshot held: then, or after commits during the
+                # round, go again.
                 self.uncopied -= taken
-            elif busy >= 0:  # a reader held an old snapshot, or a commit came: go again
-                self._wake.set()
+                if busy or pages > copied:
+                    self._wake.set()
             self._state.notify_all()
         return conn
 
