@@ -14,7 +14,12 @@ from service.core.errors import NotFound
 from service.core.http import JsonRoute, ORJSONResponse, versioned
 from service.core.openapi import problems
 from service.core.wire import encode_matrix
-from service.deps import EncodingDep, HeavyDep, NetworkId, OwnerDep, SettingsDep, StoreDep, WarmDep
+from service.deps import (
+    EncodingDep,
+    NetworkId,
+    OwnerDep,
+    ServiceDep,
+)
 from service.inspection.schemas import (
     GradientCheckRequest,
     GradientCheckResponse,
@@ -50,18 +55,16 @@ NO_DROPOUT = (
 async def batch_gradients(
     network_id: NetworkId,
     body: GradientsRequest,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    settings: SettingsDep,
-    heavy: HeavyDep,
     request: Request,
     encoding: EncodingDep = "json",
 ) -> Response:
     include = list(dict.fromkeys(body.include))
 
     def work(stop: Stop) -> Response:
-        with warm.reading(network_id, owner) as record, finite_answers() as check:
-            check_batch(record.meta.spec, body.X.shape[1], settings)
+        with service.warm.reading(network_id, owner) as record, finite_answers() as check:
+            check_batch(record.meta.spec, body.X.shape[1], service.settings)
             grads = compute_gradients(
                 record.network,
                 body.X,
@@ -90,7 +93,7 @@ async def batch_gradients(
                 record.meta.version,
             )
 
-    return await heavy.run(work, request.receive)
+    return await service.heavy.run(work, request.receive)
 
 
 def _has(arrays: list[Any], l: int) -> bool:
@@ -112,10 +115,10 @@ def _matrix(arrays: list[Any], l: int, encoding: Any) -> Any:
     responses=problems(404, 422, 503),
 )
 def last_gradients(
-    network_id: NetworkId, store: StoreDep, owner: OwnerDep, encoding: EncodingDep = "json"
+    network_id: NetworkId, service: ServiceDep, owner: OwnerDep, encoding: EncodingDep = "json"
 ) -> ORJSONResponse:
-    meta = store.get_meta(network_id, owner)
-    last = store.last_gradients(meta.id)
+    meta = service.store.get_meta(network_id, owner)
+    last = service.store.last_gradients(meta.id)
     if last is None:
         raise NotFound(
             f"Network {meta.id!r} has not been trained yet, so it has no last step; POST "
@@ -146,16 +149,14 @@ def last_gradients(
 async def check_gradients(
     network_id: NetworkId,
     body: GradientCheckRequest,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    settings: SettingsDep,
-    heavy: HeavyDep,
     request: Request,
 ) -> Response:
     def work(stop: Stop) -> Response:
-        with warm.reading(network_id, owner) as record, finite_answers() as check:
+        with service.warm.reading(network_id, owner) as record, finite_answers() as check:
             spec = record.meta.spec
-            check_gradient_check(spec, body.X.shape[1], settings)
+            check_gradient_check(spec, body.X.shape[1], service.settings)
             result = gradient_check(
                 record.network, body.X, body.Y, epsilon=body.epsilon, stop=stop.check
             )
@@ -174,4 +175,4 @@ async def check_gradients(
             }
             return versioned(answer, record.meta.version)
 
-    return await heavy.run(work, request.receive)
+    return await service.heavy.run(work, request.receive)

@@ -22,14 +22,11 @@ from service.core.capacity import Stop
 from service.core.http import JsonRoute, ORJSONResponse
 from service.core.openapi import problems
 from service.deps import (
-    HeavyDep,
     JobId,
-    JobsDep,
     NetworkId,
     OwnerDep,
     RetryDep,
-    SettingsDep,
-    StoreDep,
+    ServiceDep,
 )
 from service.jobs.manager import JobManager
 from service.jobs.schemas import JobList, JobProgress, JobPublic, job_resource
@@ -77,18 +74,15 @@ def _accepted(job: JobRecord) -> ORJSONResponse:
 async def create_job(
     network_id: NetworkId,
     body: TrainRequest,
-    store: StoreDep,
-    jobs: JobsDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    settings: SettingsDep,
-    heavy: HeavyDep,
     retry: RetryDep,
 ) -> Response:
     def change(stop: Stop) -> Response:
-        meta = store.get_meta(network_id, owner)
+        meta = service.store.get_meta(network_id, owner)
         options = body.options()
         m = body.X.shape[1]
-        total = check_training(meta.spec, m, options, settings, job=True)
+        total = check_training(meta.spec, m, options, service.settings, job=True)
         if options.batch_size is not None and options.shuffle_seed is None:
             # Fixed now, so that a resumed job shuffles every epoch as the first attempt did.
             options = TrainOptions(
@@ -96,9 +90,11 @@ async def create_job(
             )
         # Checked and cast to the network's dtype now, not when a worker gets to the job.
         request = JobRequest(check_X(meta.spec, body.X), check_Y(meta.spec, body.Y, m), options)
-        return _accepted(jobs.submit(network_id, owner, request, total, retry.keeping(_accepted)))
+        return _accepted(
+            service.jobs.submit(network_id, owner, request, total, retry.keeping(_accepted))
+        )
 
-    return await heavy.run(lambda stop: retry.run(lambda: change(stop)))
+    return await service.heavy.run(lambda stop: retry.run(lambda: change(stop)))
 
 
 @router.get(
@@ -108,13 +104,11 @@ async def create_job(
     description="Every job started on the network and not removed, oldest first.",
     responses=problems(404, 503),
 )
-def list_jobs(
-    network_id: NetworkId, store: StoreDep, jobs: JobsDep, owner: OwnerDep
-) -> ORJSONResponse:
-    meta = store.get_meta(network_id, owner)
+def list_jobs(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
+    meta = service.store.get_meta(network_id, owner)
     listed = []
-    for job in store.list_jobs(meta.id, owner):
-        attempt = jobs.live(job.id)
+    for job in service.store.list_jobs(meta.id, owner):
+        attempt = service.jobs.live(job.id)
         listed.append(job_resource(job, None if attempt is None else attempt.live()))
     return ORJSONResponse({"jobs": listed})
 
@@ -126,8 +120,8 @@ def list_jobs(
     description="The job's status and progress. " + JOB_DESCRIPTION,
     responses=problems(404, 503),
 )
-def get_job(job_id: JobId, jobs: JobsDep, owner: OwnerDep) -> ORJSONResponse:
-    return ORJSONResponse(jobs.resource(job_id, owner))
+def get_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
+    return ORJSONResponse(service.jobs.resource(job_id, owner))
 
 
 @router.post(
@@ -143,8 +137,8 @@ def get_job(job_id: JobId, jobs: JobsDep, owner: OwnerDep) -> ORJSONResponse:
     ),
     responses=problems(404, 503),
 )
-def cancel_job(job_id: JobId, jobs: JobsDep, owner: OwnerDep) -> ORJSONResponse:
-    return ORJSONResponse(jobs.cancel(job_id, owner), status_code=202)
+def cancel_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
+    return ORJSONResponse(service.jobs.cancel(job_id, owner), status_code=202)
 
 
 @router.delete(
@@ -158,8 +152,8 @@ def cancel_job(job_id: JobId, jobs: JobsDep, owner: OwnerDep) -> ORJSONResponse:
     ),
     responses=problems(404, 409, 503),
 )
-def delete_job(job_id: JobId, store: StoreDep, owner: OwnerDep) -> Response:
-    store.delete_job(job_id, owner)
+def delete_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> Response:
+    service.store.delete_job(job_id, owner)
     return Response(status_code=204)
 
 
@@ -253,12 +247,14 @@ async def _follow(
 )
 async def job_events(
     job_id: JobId,
-    jobs: JobsDep,
+    service: ServiceDep,
     owner: OwnerDep,
     request: Request,
     interval: Annotated[
         float, Query(ge=0.05, le=1.0, description="seconds between progress events")
     ] = 0.5,
 ) -> EventSourceResponse:
-    await run_in_threadpool(jobs.store.get_job, job_id, owner)  # 404 before the stream starts
-    return EventSourceResponse(_follow(request, jobs, job_id, owner, interval))
+    await run_in_threadpool(
+        service.jobs.store.get_job, job_id, owner
+    )  # 404 before the stream starts
+    return EventSourceResponse(_follow(request, service.jobs, job_id, owner, interval))

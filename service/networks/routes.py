@@ -22,14 +22,11 @@ from service.core.openapi import problems
 from service.core.wire import Encoding, encode_matrix
 from service.deps import (
     EncodingDep,
-    HeavyDep,
     IfMatchDep,
     NetworkId,
     OwnerDep,
     RetryDep,
-    SettingsDep,
-    StoreDep,
-    WarmDep,
+    ServiceDep,
 )
 from service.networks.schemas import (
     LayerParametersIn,
@@ -98,21 +95,19 @@ def _created(record: NetworkRecord) -> ORJSONResponse:
 async def create(
     body: NetworkCreate,
     owner: OwnerDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    heavy: HeavyDep,
+    service: ServiceDep,
     retry: RetryDep,
 ) -> Response:
-    check_network_size(body.layer_dims, settings)
+    check_network_size(body.layer_dims, service.settings)
 
     def change() -> Response:
         spec = _spec(body)
         limits = {
-            "limit": settings.max_networks_per_owner,
-            "quota": settings.max_stored_bytes_per_key,
+            "limit": service.settings.max_networks_per_owner,
+            "quota": service.settings.max_stored_bytes_per_key,
         }
-        store.check_room(owner, spec, **limits)  # before building it: 507 allocates nothing
-        record = store.create_network(
+        service.store.check_room(owner, spec, **limits)  # before building it: 507 allocates nothing
+        record = service.store.create_network(
             uuid.uuid4().hex,
             owner,
             body.name,
@@ -122,7 +117,7 @@ async def create(
         )
         return _created(record)
 
-    return await heavy.run(lambda stop: retry.run(change))
+    return await service.heavy.run(lambda stop: retry.run(change))
 
 
 @router.get(
@@ -132,8 +127,10 @@ async def create(
     description="Every network the caller created, oldest first.",
     responses=problems(503),
 )
-def list_networks(store: StoreDep, owner: OwnerDep) -> ORJSONResponse:
-    return ORJSONResponse({"networks": [network_resource(m) for m in store.list_networks(owner)]})
+def list_networks(service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
+    return ORJSONResponse(
+        {"networks": [network_resource(m) for m in service.store.list_networks(owner)]}
+    )
 
 
 @router.get(
@@ -143,8 +140,8 @@ def list_networks(store: StoreDep, owner: OwnerDep) -> ORJSONResponse:
     description="The network resource: its architecture, optimizer, version and steps trained.",
     responses=problems(404, 503),
 )
-def get_network(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> ORJSONResponse:
-    meta = store.get_meta(network_id, owner)
+def get_network(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
+    meta = service.store.get_meta(network_id, owner)
     return versioned(network_resource(meta), meta.version)
 
 
@@ -155,11 +152,9 @@ def get_network(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> ORJS
     description="Deletes the network with its history, gradients and jobs (and frees their space).",
     responses=problems(404, 503),
 )
-def delete_network(
-    network_id: NetworkId, store: StoreDep, warm: WarmDep, owner: OwnerDep
-) -> Response:
-    store.delete_network(network_id, owner)
-    warm.evict(network_id)
+def delete_network(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> Response:
+    service.store.delete_network(network_id, owner)
+    service.warm.evict(network_id)
     return Response(status_code=204)
 
 
@@ -180,9 +175,9 @@ def _parameters(record: NetworkRecord, encoding: Encoding) -> ORJSONResponse:
     responses=problems(404, 422, 503),
 )
 def get_parameters(
-    network_id: NetworkId, warm: WarmDep, owner: OwnerDep, encoding: EncodingDep = "json"
+    network_id: NetworkId, service: ServiceDep, owner: OwnerDep, encoding: EncodingDep = "json"
 ) -> ORJSONResponse:
-    with warm.reading(network_id, owner) as record:
+    with service.warm.reading(network_id, owner) as record:
         return _parameters(record, encoding)
 
 
@@ -200,9 +195,8 @@ def get_parameters(
 async def put_parameters(
     network_id: NetworkId,
     body: ParametersPut,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    heavy: HeavyDep,
     retry: RetryDep,
     if_match: IfMatchDep = None,
     encoding: EncodingDep = "json",
@@ -215,7 +209,7 @@ async def put_parameters(
             respond = lambda new: _parameters(new, encoding)  # noqa: E731
             return Update(network, idempotency=retry.keeping(respond)), None
 
-        record, _ = warm.change(network_id, owner, compute, if_match=if_match)
+        record, _ = service.warm.change(network_id, owner, compute, if_match=if_match)
         return _parameters(record, encoding)
 
-    return await heavy.run(lambda stop: retry.run(change))
+    return await service.heavy.run(lambda stop: retry.run(change))

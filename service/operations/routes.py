@@ -14,7 +14,7 @@ from service.core.http import ORJSONResponse
 from service.core.observability import Metrics
 from service.core.openapi import problems
 from service.core.schemas import RequestModel
-from service.deps import SettingsDep, StoreDep
+from service.deps import ServiceDep
 from service.store import StoreError
 
 router = APIRouter(tags=["operations"])
@@ -40,9 +40,9 @@ async def healthz() -> ORJSONResponse:
     ),
     responses=problems(503),
 )
-async def readyz(store: StoreDep) -> ORJSONResponse:
+async def readyz(service: ServiceDep) -> ORJSONResponse:
     try:
-        await asyncio.wait_for(run_in_threadpool(store.ready), READY_SECONDS)
+        await asyncio.wait_for(run_in_threadpool(service.store.ready), READY_SECONDS)
     except TimeoutError:
         raise Unavailable(f"The store did not answer within {READY_SECONDS:g} s.") from None
     except StoreError as error:
@@ -66,17 +66,17 @@ async def readyz(store: StoreDep) -> ORJSONResponse:
         **problems(401, 403),
     },
 )
-def metrics(request: Request, settings: SettingsDep) -> Response:
-    if settings.api_key_list and not settings.metrics_key:
+def metrics(service: ServiceDep, request: Request) -> Response:
+    if service.settings.api_key_list and not service.settings.metrics_key:
         # The counters cover every tenant's requests: with API keys, only the operator reads them.
         raise ProblemError(
             "The metrics count every API key's requests, so with API keys they need an operator "
             "key: set BACKPROP_METRICS_KEY and send it as Authorization: Bearer <key>.",
             status=403,
         )
-    if settings.metrics_key:
+    if service.settings.metrics_key:
         presented = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(presented.encode(), settings.metrics_key.encode()):
+        if not hmac.compare_digest(presented.encode(), service.settings.metrics_key.encode()):
             raise ProblemError(
                 "The metrics need the operator's key: send Authorization: Bearer "
                 "<BACKPROP_METRICS_KEY>.",

@@ -12,7 +12,13 @@ from service.core.admission import check_batch, finite_answers
 from service.core.http import JsonRoute, versioned
 from service.core.openapi import problems
 from service.core.wire import Encoding, Matrix, encode_matrix
-from service.deps import EncodingDep, HeavyDep, NetworkId, OwnerDep, SettingsDep, WarmDep
+from service.deps import (
+    EncodingDep,
+    NetworkId,
+    OwnerDep,
+    Service,
+    ServiceDep,
+)
 from service.prediction.schemas import (
     EvaluateRequest,
     EvaluateResponse,
@@ -27,9 +33,7 @@ router = APIRouter(route_class=JsonRoute, tags=["prediction"])
 async def _on_network(
     network_id: str,
     owner: str,
-    warm: WarmDep,
-    heavy: HeavyDep,
-    settings: SettingsDep,
+    service: Service,
     examples: int,
     answer: Callable[[NetworkRecord], Response],
     request: Request,
@@ -37,12 +41,12 @@ async def _on_network(
     """``answer(record)`` on the network at its current version, where its size says."""
 
     def work(_: object) -> Response:
-        with warm.reading(network_id, owner) as record:
-            check_batch(record.meta.spec, examples, settings)
+        with service.warm.reading(network_id, owner) as record:
+            check_batch(record.meta.spec, examples, service.settings)
             return answer(record)
 
-    small = warm.small(network_id, owner, examples)
-    return await heavy.run(work, request.receive, small=small)
+    small = service.warm.small(network_id, owner, examples)
+    return await service.heavy.run(work, request.receive, small=small)
 
 
 @router.post(
@@ -59,10 +63,8 @@ async def _on_network(
 async def predict_batch(
     network_id: NetworkId,
     body: PredictRequest,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    heavy: HeavyDep,
-    settings: SettingsDep,
     request: Request,
     encoding: EncodingDep = "json",
 ) -> Response:
@@ -70,7 +72,12 @@ async def predict_batch(
         return prediction(record, body.X, encoding)
 
     return await _on_network(
-        network_id, owner, warm, heavy, settings, body.X.shape[1], answer, request
+        network_id,
+        owner,
+        service,
+        body.X.shape[1],
+        answer,
+        request,
     )
 
 
@@ -96,10 +103,8 @@ def prediction(record: NetworkRecord, X: Matrix, encoding: Encoding) -> Response
 async def evaluate_batch(
     network_id: NetworkId,
     body: EvaluateRequest,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    heavy: HeavyDep,
-    settings: SettingsDep,
     request: Request,
 ) -> Response:
     def answer(record: NetworkRecord) -> Response:
@@ -110,5 +115,10 @@ async def evaluate_batch(
         return versioned(content, record.meta.version)
 
     return await _on_network(
-        network_id, owner, warm, heavy, settings, body.X.shape[1], answer, request
+        network_id,
+        owner,
+        service,
+        body.X.shape[1],
+        answer,
+        request,
     )

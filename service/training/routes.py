@@ -15,15 +15,11 @@ from service.core.errors import Invalid
 from service.core.http import JsonRoute, ORJSONResponse, versioned
 from service.core.openapi import problems
 from service.deps import (
-    HeavyDep,
     IfMatchDep,
-    MetricsDep,
     NetworkId,
     OwnerDep,
     RetryDep,
-    SettingsDep,
-    StoreDep,
-    WarmDep,
+    ServiceDep,
 )
 from service.networks.schemas import network_resource
 from service.store import NetworkMeta, NetworkRecord, Store, Update
@@ -53,12 +49,9 @@ Answer = Callable[[NetworkRecord], Response]
 async def train(
     network_id: NetworkId,
     body: TrainRequest,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    settings: SettingsDep,
-    heavy: HeavyDep,
     retry: RetryDep,
-    metrics: MetricsDep,
     request: Request,
     if_match: IfMatchDep = None,
 ) -> Response:
@@ -69,7 +62,7 @@ async def train(
         steps_before = [0]
 
         def compute(record: NetworkRecord, scratch: Scratch) -> tuple[Update, Answer]:
-            check_training(record.meta.spec, m, options, settings, job=False)
+            check_training(record.meta.spec, m, options, service.settings, job=False)
             steps_before[0] = record.meta.steps_trained
             started = time.perf_counter()
             trainer = Trainer(
@@ -110,12 +103,16 @@ async def train(
                 trainer.network, history, grads, idempotency=retry.keeping(answer)
             ), answer
 
-        record, answer = warm.change(network_id, owner, compute, if_match=if_match, wait=stop.wait)
-        metrics.training_steps.inc(record.meta.steps_trained - steps_before[0])
+        record, answer = service.warm.change(
+            network_id, owner, compute, if_match=if_match, wait=stop.wait
+        )
+        service.metrics.training_steps.inc(record.meta.steps_trained - steps_before[0])
         return answer(record)
 
-    small = warm.small(network_id, owner, m, options.steps_for(m))
-    return await heavy.run(lambda stop: retry.run(lambda: work(stop)), request.receive, small=small)
+    small = service.warm.small(network_id, owner, m, options.steps_for(m))
+    return await service.heavy.run(
+        lambda stop: retry.run(lambda: work(stop)), request.receive, small=small
+    )
 
 
 def history_at(store: Store, meta: NetworkMeta) -> list[tuple[int, float]]:
@@ -139,9 +136,9 @@ def history_at(store: Store, meta: NetworkMeta) -> list[tuple[int, float]]:
     ),
     responses=problems(404, 503),
 )
-def history(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> ORJSONResponse:
-    meta = store.get_meta(network_id, owner)
-    return versioned({"costs": costs_body(history_at(store, meta))}, meta.version)
+def history(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
+    meta = service.store.get_meta(network_id, owner)
+    return versioned({"costs": costs_body(history_at(service.store, meta))}, meta.version)
 
 
 @router.get(
@@ -163,13 +160,13 @@ def history(network_id: NetworkId, store: StoreDep, owner: OwnerDep) -> ORJSONRe
 )
 def history_svg(
     network_id: NetworkId,
-    store: StoreDep,
+    service: ServiceDep,
     owner: OwnerDep,
     scale: Annotated[Scale, Query(description="linear or log (the cost axis)")] = "linear",
 ) -> Response:
-    meta = store.get_meta(network_id, owner)
+    meta = service.store.get_meta(network_id, owner)
     title = f"Cost history: {meta.name or meta.id}"
-    points = history_at(store, meta)
+    points = history_at(service.store, meta)
     if points:
         steps, costs = zip(*points, strict=True)
         svg = line_chart([Curve(meta.name or "cost", steps, costs)], title=title, scale=scale)

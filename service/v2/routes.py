@@ -23,7 +23,7 @@ from model import ModelError
 from service.core.admission import check_batch
 from service.core.capacity import Stop
 from service.core.errors import PROBLEM_JSON, ProblemError
-from service.deps import HeavyDep, OwnerDep, SettingsDep, StoreDep, WarmDep
+from service.deps import OwnerDep, Service, ServiceDep
 from service.store import NetworkMeta, NetworkMissing, StoreError
 from service.v2.protocol import (
     BINARY_CONTENT_TYPE,
@@ -225,8 +225,8 @@ ModelVersion = Annotated[
 ]
 
 
-def load_meta(model_name: ModelName, store: StoreDep, owner: OwnerDep) -> NetworkMeta:
-    return store.get_meta(model_name, owner)
+def load_meta(model_name: ModelName, service: ServiceDep, owner: OwnerDep) -> NetworkMeta:
+    return service.store.get_meta(model_name, owner)
 
 
 MetaDep = Annotated[NetworkMeta, Depends(load_meta)]
@@ -276,9 +276,9 @@ async def live() -> Response:
     description='The store can be reached; 503 with `{"error"}` otherwise. Needs no API key.',
     responses=_errors(503, any_4xx=False),
 )
-def ready(store: StoreDep) -> Response:
+def ready(service: ServiceDep) -> Response:
     try:
-        store.ready()
+        service.store.ready()
     except StoreError as exc:
         raise V2Error(f"The store cannot take writes: {exc}", 503) from None
     return json_response({"ready": True})
@@ -350,19 +350,17 @@ async def _infer(
     request: Request,
     model_name: str,
     version: str | None,
-    warm: WarmDep,
+    service: Service,
     owner: str,
-    settings: SettingsDep,
-    heavy: HeavyDep,
 ) -> Response:
     body = await request.body()
     headers = request.headers
 
     def work(stop: Stop) -> tuple[bytes, int | None]:
-        with warm.reading(model_name, owner) as record:
+        with service.warm.reading(model_name, owner) as record:
             if version is not None:
                 check_version(record.meta.id, record.meta.version, version)
-            limit = min(settings.max_v2_decompressed_bytes, settings.max_body_bytes)
+            limit = min(service.settings.max_v2_decompressed_bytes, service.settings.max_body_bytes)
             raw = decode_body(body, headers.get("content-encoding"), limit)
             parsed = parse_request(raw, headers.get(HEADER_LENGTH))
             spec = record.meta.spec
@@ -371,10 +369,10 @@ async def _infer(
                 record.meta.id,
                 record.meta.version,
                 parsed,
-                lambda m: check_batch(spec, m, settings),
+                lambda m: check_batch(spec, m, service.settings),
             )
 
-    content, header_length = await heavy.run(work, request.receive)
+    content, header_length = await service.heavy.run(work, request.receive)
     if header_length is None:
         return Response(content, media_type=JSON)
     return Response(
@@ -396,12 +394,10 @@ _INFER_RESPONSES = {200: _BINARY_ANSWER, **_errors(400, 401, 404, 413, 415)}
 async def model_infer(
     request: Request,
     model_name: ModelName,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    settings: SettingsDep,
-    heavy: HeavyDep,
 ) -> Response:
-    return await _infer(request, model_name, None, warm, owner, settings, heavy)
+    return await _infer(request, model_name, None, service, owner)
 
 
 @router.post(
@@ -416,12 +412,10 @@ async def model_infer_at(
     request: Request,
     model_name: ModelName,
     model_version: ModelVersion,
-    warm: WarmDep,
+    service: ServiceDep,
     owner: OwnerDep,
-    settings: SettingsDep,
-    heavy: HeavyDep,
 ) -> Response:
-    return await _infer(request, model_name, model_version, warm, owner, settings, heavy)
+    return await _infer(request, model_name, model_version, service, owner)
 
 
 # ---- anything else under /v2 -----------------------------------------------------------------
