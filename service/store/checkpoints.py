@@ -30,6 +30,8 @@ log = logging.getLogger("backprop.store")
 
 
 class Checkpointer:
+    """The copier of one database file's WAL (``path``), for the commits of this process."""
+
     def __init__(self, path: Path, limit: int, timeout: float, interval: float = 0.05) -> None:
         self.path, self.limit, self.timeout, self.interval = path, limit, timeout, interval
         self._wake, self._urgent, self._stop = (
