@@ -2,12 +2,12 @@
 own, apart from the thread pool that serves reads, so a flood of it never starves
 ``GET /networks/{id}``, ``/readyz`` or ``/metrics``.
 
-Work known to be small runs on the event loop instead, told not to wait (``Stop.wait`` False):
-a hop to a thread and back costs 30-100 µs alone, and under load the threads' turns on the
-GIL cost the process more than such work does (one-step /train calls of a [2, 4, 1] network
-from 8 clients: 999 a second through a thread, 1,425 on the loop, one core either way).
-Where it would have to wait for a lock, it raises :class:`WouldWait` having changed nothing,
-and runs on a heavy thread instead.
+Work known to be small runs on the event loop instead, told not to wait
+(``Stop.may_wait`` False): a hop to a thread and back costs 30-100 µs alone, and under load
+the threads' turns on the GIL cost the process more than such work does (one-step /train
+calls of a [2, 4, 1] network from 8 clients: 999 a second through a thread, 1,425 on the
+loop, one core either way). Where it would have to wait for a lock, it raises
+:class:`WouldWait` having changed nothing, and runs on a heavy thread instead.
 
 At most ``workers`` calls run and ``queue`` more wait; past that a call is refused at once
 with 503 and ``Retry-After``. Each call gets a :class:`Stop` that its work polls between steps:
@@ -45,12 +45,12 @@ class Stopped(Unavailable):
 
 class Stop:
     """Why a piece of work should stop, if it should; and whether it may wait for a lock
-    (``wait``: False on the event loop, where it raises :class:`WouldWait` instead)."""
+    (``may_wait``: False on the event loop, where it raises :class:`WouldWait` instead)."""
 
-    def __init__(self, *, wait: bool = True) -> None:
+    def __init__(self, *, may_wait: bool = True) -> None:
         self._event = threading.Event()
         self.reason = ""
-        self.wait = wait
+        self.may_wait = may_wait
 
     def set(self, reason: str) -> None:
         self.reason = self.reason or reason
@@ -101,7 +101,7 @@ class HeavyWork:
         client disconnects. ``small``: first on the event loop, told not to wait."""
         if small:  # it holds no thread: the bounds of the threads' work are not its own
             try:
-                return work(Stop(wait=False))
+                return work(Stop(may_wait=False))
             except WouldWait:
                 pass  # nothing was changed: the work waits for its lock on a thread
         stop = Stop()

@@ -104,7 +104,7 @@ async def train(
             ), answer
 
         record, answer = service.warm.change(
-            network_id, owner, compute, if_match=if_match, wait=stop.wait
+            network_id, owner, compute, if_match=if_match, wait=stop.may_wait
         )
         service.metrics.training_steps.inc(record.meta.steps_trained - steps_before[0])
         return answer(record)

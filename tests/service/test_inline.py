@@ -31,8 +31,8 @@ async def test_small_work_runs_on_the_loop_and_what_would_wait_runs_on_a_thread(
     seen: list[tuple[str, bool]] = []
 
     def work(stop: Stop) -> str:
-        seen.append((threading.current_thread().name, stop.wait))
-        if not stop.wait and len(seen) > 1:
+        seen.append((threading.current_thread().name, stop.may_wait))
+        if not stop.may_wait and len(seen) > 1:
             raise WouldWait
         return "done"
 
