@@ -16,6 +16,7 @@ doubled stride, so its reads and its size stay bounded however long a network tr
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
@@ -322,7 +323,12 @@ class Store:
             full = self.dialect.translate(error, committing=isinstance(error, CommitFailed))
             if not isinstance(full, StoreFull) or not self.dialect.make_room():
                 raise
-            deleted = delete()
+            try:
+                deleted = delete()
+            except BaseException:
+                with contextlib.suppress(Exception):  # what the room was given up for ends
+                    self.dialect.compact()
+                raise
         if not deleted:
             raise NetworkMissing(network_id)
         self.dialect.compact()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from service.store import Store, WouldWait, open_store
+from service.store import Store, StoreFull, WouldWait, open_store
 from service.store.checkpoints import Checkpointer
 from service.store.dialects import SQLiteDialect
 from tests.store.helpers import new_id
@@ -87,3 +87,20 @@ def test_a_paused_or_failing_checkpointer_holds_no_write_back(tmp_path: Path) ->
     assert checkpoints.failing
     checkpoints.before_write(wait=False)
     checkpoints.close()
+
+
+def test_a_delete_that_fails_on_a_full_disk_leaves_the_checkpointer_running(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network_id = new_id()
+    store.create_network(network_id, "", None, big_network())
+    dialect = store.dialect
+    assert isinstance(dialect, SQLiteDialect)
+
+    def full(**_: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(dialect, "writing", full)
+    with pytest.raises(StoreFull):
+        store.delete_network(network_id, "")  # gives up the reserve, and fails again
+    assert not dialect.checkpoints.paused
