@@ -71,14 +71,7 @@ async def predict_batch(
     def answer(record: NetworkRecord) -> Response:
         return prediction(record, body.X, encoding)
 
-    return await _on_network(
-        network_id,
-        owner,
-        service,
-        body.X.shape[1],
-        answer,
-        request,
-    )
+    return await _on_network(network_id, owner, service, body.X.shape[1], answer, request)
 
 
 def prediction(record: NetworkRecord, X: Matrix, encoding: Encoding) -> Response:
@@ -114,11 +107,4 @@ async def evaluate_batch(
         content = {"version": record.meta.version, "cost": cost, "accuracy": accuracy, "m": m}
         return versioned(content, record.meta.version)
 
-    return await _on_network(
-        network_id,
-        owner,
-        service,
-        body.X.shape[1],
-        answer,
-        request,
-    )
+    return await _on_network(network_id, owner, service, body.X.shape[1], answer, request)

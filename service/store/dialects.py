@@ -33,7 +33,12 @@ from service.store.records import StoreError, StoreFull, StoreUnavailable, Would
 
 Connection = Any  # sqlite3.Connection or psycopg.Connection: the DB-API methods both have
 _RUNNER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-WAL_PAGES = 1000  # SQLite's default wal_autocheckpoint
+WAL_BYTES = 1000 * 4096  # SQLite's default wal_autocheckpoint: 1,000 pages of 4 KiB
+
+
+def _locked(error: Exception) -> bool:
+    """Whether SQLite gave up waiting for another connection's lock (SQLITE_BUSY, _LOCKED)."""
+    return "locked" in str(error) or "busy" in str(error)
 
 
 class CommitFailed(Exception):
@@ -141,7 +146,7 @@ class SQLiteDialect(Dialect):
         self._local = threading.local()
         self._runners: dict[str, int] = {}  # runner -> the descriptor holding its flock
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.checkpoints = Checkpointer(path, self._wal_pages * 4096, timeout)
+        self.checkpoints = Checkpointer(path, self._wal_limit, timeout)
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -198,7 +203,7 @@ class SQLiteDialect(Dialect):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as error:
-            if "locked" in str(error) or "busy" in str(error):
+            if _locked(error):
                 raise WouldWait from error
             raise
         finally:  # the connection's reads wait as before
@@ -211,7 +216,7 @@ class SQLiteDialect(Dialect):
         text = str(cause)
         if "full" in text:  # SQLITE_FULL: "database or disk is full"
             return StoreFull(f"The database is out of space ({text}).")
-        if "locked" in text or "busy" in text:
+        if _locked(cause):
             return StoreUnavailable(
                 f"The database stayed locked by other writers for {self.timeout:g} s."
             )
@@ -277,13 +282,13 @@ class SQLiteDialect(Dialect):
         # and a later delete gives them back.
 
     @property
-    def _wal_pages(self) -> int:
-        """Pages of commits the WAL may gather before they are copied into the database file:
+    def _wal_limit(self) -> int:
+        """Bytes of commits the WAL may gather before they are copied into the database file:
         at most a quarter of the reserve, so that what a full disk leaves uncopied fits in
         it."""
         if self.reserve_bytes == 0:
-            return WAL_PAGES
-        return max(16, min(WAL_PAGES, self.reserve_bytes // 4 // 4096))
+            return WAL_BYTES
+        return max(16 * 4096, min(WAL_BYTES, self.reserve_bytes // 4 // 4096 * 4096))
 
     def _token(self, runner: str) -> Path:
         if not _RUNNER_NAME.fullmatch(runner):
