@@ -158,6 +158,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 timeout=settings.database_timeout_seconds,
                 history_points=settings.max_history_points,
                 reserve_bytes=settings.disk_reserve_bytes,
+                cache_bytes=settings.sqlite_cache_bytes,
             )
         if app.state.warm is None:
             app.state.warm = WarmNetworks(app.state.store, settings.warm_bytes)

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         "deleting networks works on a full disk; other writes are refused (507) while it cannot "
         "be kept. 0: none.",
     )
+    sqlite_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=0,
+        description="SQLite: the memory its page caches may hold together in a process (a soft "
+        "limit), so that a commit of a large network's state is written from memory, not read "
+        "back from the file. 0: SQLite's default, 2 MB per connection.",
+    )
     # ---- what one request may ask for ---------------------------------------------------
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body.")
     max_v2_decompressed_bytes: int = Field(

@@ -85,6 +85,7 @@ def serve(settings: Settings, concurrency: int = 1) -> None:
         pool_size=settings.database_pool_size,
         timeout=settings.database_timeout_seconds,
         history_points=settings.max_history_points,
+        cache_bytes=settings.sqlite_cache_bytes,
     )
     broker = BrokerQueue(settings.queue_url)
     jobs = JobManager(settings, lambda: store, lambda: None, queue_=broker, kind="worker")

@@ -47,15 +47,17 @@ def open_store(
     timeout: float = 5.0,
     history_points: int = 100_000,
     reserve_bytes: int = 0,
+    cache_bytes: int = 0,
 ) -> Store:
     """The store ``database_url`` names (``pool_size``: connections per process to a server;
     ``timeout``: the longest any call waits for the database; ``reserve_bytes``: the room an
-    embedded database keeps for deletes on a full disk)."""
+    embedded database keeps for deletes on a full disk; ``cache_bytes``: the memory of its
+    page caches in this process, 0 for SQLite's default)."""
     from pathlib import Path
 
     if database_url.startswith("sqlite:///"):
         dialect: SQLiteDialect | PostgresDialect = SQLiteDialect(
-            Path(sqlite_path(database_url)), timeout, reserve_bytes
+            Path(sqlite_path(database_url)), timeout, reserve_bytes, cache_bytes
         )
     elif database_url.startswith(("postgresql://", "postgres://")):
         dialect = PostgresDialect(database_url, pool_size, timeout)
