@@ -41,6 +41,7 @@ def test_every_connection_gets_the_budget_and_the_process_a_limit(tmp_path: Path
         store.create_network(network_id, "", None, network)
         record = store.get_network(network_id, "")
         assert record.network.theta.tobytes() == network.theta.tobytes()
+        assert record.network.moments.tobytes() == network.moments.tobytes()
     finally:
         store.close()
 
