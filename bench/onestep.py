@@ -21,6 +21,7 @@ import httpx
 
 from bench.http import MEDIUM, RequestRates, batch_body, create, server, train_call, versus_healthz
 from bench.load import (
+    KeepAlive,
     Load,
     interleaved_loads,
     median_rate,
@@ -44,14 +45,18 @@ ONE_STEP = TrainOptions(epochs=1)
 class OneStepCost:
     case: Case
     ms: dict[str, float]  # per call or step, median over rounds
-    ratios: dict[str, float]  # the /train call over each in-process contender
+    ratios: dict[str, float]  # the /train call over each in-process contender (httpx's too)
 
 
 def measure_one_step(process: ServerProcess, case: Case, rounds: int, calls: int) -> OneStepCost:
-    """``calls`` one-step /train calls over one keep-alive httpx client, beside as many steps
+    """``calls`` one-step /train calls over one keep-alive connection, beside as many steps
     in-process: ``model.train`` with epochs=1 (the work the route does: a Trainer, the step
-    and the final cost's forward pass) and a warm Trainer's bare step (the floor); and, over
-    the same client, ``GET /healthz`` (what any call costs the client and the server)."""
+    and the final cost's forward pass) and a warm Trainer's bare step (the floor).
+
+    The calls go over two clients in turn: the bench's own (:class:`bench.load.KeepAlive`,
+    prebuilt request bytes: what a call costs the server) and httpx (what it costs a client
+    that uses httpx, about a millisecond more); ``GET /healthz`` over each shows what any
+    call costs that client and the server."""
     X, Y = make_batch(case)
     network = local_network(case)
     trainer = trainer_for(case)
@@ -66,16 +71,31 @@ def measure_one_step(process: ServerProcess, case: Case, rounds: int, calls: int
 
     with httpx.Client(base_url=process.url, timeout=120) as client:
         network_id = create(client, case)
+        train_request = request_bytes(f"{process.url}/networks/{network_id}/train", "POST", body)
+        healthz_request = request_bytes(f"{process.url}/healthz")
+        raw = KeepAlive(process.url)
         contenders: dict[str, Callable[[], object]] = {
-            "/train": repeat(lambda: train_call(client, network_id, body)),
+            "/train": repeat(lambda: raw.send(train_request)),
+            "/train httpx": repeat(lambda: train_call(client, network_id, body)),
             "model.train": repeat(lambda: train(network, X, Y, ONE_STEP)),
             "step": lambda: trainer.run(calls),
-            "/healthz": repeat(lambda: client.get("/healthz").raise_for_status()),
+            "/healthz": repeat(lambda: raw.send(healthz_request)),
+            "/healthz httpx": repeat(lambda: client.get("/healthz").raise_for_status()),
         }
         units = dict.fromkeys(contenders, calls)
-        timings = interleaved(contenders, rounds, units, warmup=True, clock=WALL)
+        try:
+            timings = interleaved(contenders, rounds, units, warmup=True, clock=WALL)
+        finally:
+            raw.close()
     ms = {name: timings.median(name) * 1e3 for name in contenders}
-    ratios = {name: timings.ratio("/train", name) for name in ("model.train", "step")}
+    ratios = {
+        name: timings.ratio(call, baseline)
+        for name, call, baseline in (
+            ("model.train", "/train", "model.train"),
+            ("step", "/train", "step"),
+            ("httpx model.train", "/train httpx", "model.train"),
+        )
+    }
     return OneStepCost(case, ms, ratios)
 
 
