@@ -8,6 +8,7 @@ Y is (n_L, m).
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
 from typing import SupportsFloat
 
@@ -22,6 +23,7 @@ Array = NDArray[np.floating]
 # How far a one-hot/probability column of Y may sum from 1 (data often arrives as
 # float32 or rounded decimal text).
 COLUMN_SUM_TOLERANCE = 1e-6
+SMALL_ARRAY = 1024  # entries up to which all_finite tests each one
 
 
 def as_numeric(
@@ -55,6 +57,8 @@ def all_finite(array: NDArray[np.generic]) -> bool:
     """
     if array.dtype.kind in "biu":
         return True
+    if array.size <= SMALL_ARRAY:  # the elementwise test costs less than the errstate
+        return bool(np.isfinite(array).all())
     if array.dtype.kind == "f" and array.flags.c_contiguous:
         flat = array.reshape(-1)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -87,10 +91,13 @@ def _as_finite(
 
     Checked after the cast: a finite float64 beyond float32's range becomes infinite there.
     """
-    with np.errstate(over="ignore"):
-        cast: Array = np.array(array, dtype=dtype, copy=True if copy else None)
-    check_finite(name, cast)
-    return cast
+    if array.dtype == dtype and not copy:
+        out = typing.cast(Array, array)  # already what it must be (a batch in its dtype)
+    else:
+        with np.errstate(over="ignore"):
+            out = np.array(array, dtype=dtype, copy=True if copy else None)
+    check_finite(name, out)
+    return out
 
 
 def _number(value: SupportsFloat) -> str:
