@@ -77,14 +77,18 @@ async def _read_message(reader: asyncio.StreamReader) -> bytes:
     """One HTTP/1.1 message (an answer, or a request to the fixed server): its head, and its
     body skipped by its Content-Length."""
     head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
+    if length := _content_length(head):
+        await reader.readexactly(length)
+    return head
+
+
+def _content_length(head: bytes) -> int:
+    """The Content-Length a message's head declares (0 if none)."""
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"content-length":
-            length = int(value)
-    if length:
-        await reader.readexactly(length)
-    return head
+            return int(value)
+    return 0
 
 
 class KeepAlive:
@@ -102,15 +106,14 @@ class KeepAlive:
     def send(self, request: bytes) -> None:
         """Send ``request`` and read its answer; an answer other than 2xx raises."""
         self._socket.sendall(request)
-        status = self._answers.readline()
-        length = 0
-        while (line := self._answers.readline()) not in (b"\r\n", b""):
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        body = self._answers.read(length)
-        if not status.split(b" ", 2)[1].startswith(b"2"):
-            raise RuntimeError(f"answered {status.decode().strip()}: {body[:500]!r}")
+        lines = [self._answers.readline()]
+        while lines[-1] not in (b"\r\n", b""):
+            lines.append(self._answers.readline())
+        head = b"".join(lines)
+        body = self._answers.read(_content_length(head))
+        status = head.split(b"\r\n", 1)[0]
+        if not status.startswith((b"HTTP/1.1 2", b"HTTP/1.0 2")):
+            raise RuntimeError(f"answered {status.decode()!r}: {body[:500]!r}")
 
     def close(self) -> None:
         self._answers.close()

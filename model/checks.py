@@ -8,9 +8,8 @@ Y is (n_L, m).
 from __future__ import annotations
 
 import math
-import typing
 from collections.abc import Sequence
-from typing import SupportsFloat
+from typing import SupportsFloat, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -49,9 +48,10 @@ def as_numeric(
 
 
 def all_finite(array: NDArray[np.generic]) -> bool:
-    """Whether every entry is finite, reading a float array once (no temporaries).
+    """Whether every entry is finite; a large float array is read once, with no temporaries.
 
-    For a contiguous float array, x . x is NaN or infinite whenever an entry is, and BLAS
+    Up to :data:`SMALL_ARRAY` entries the elementwise test is cheapest. For a larger
+    contiguous float array, x . x is NaN or infinite whenever an entry is, and BLAS
     computes it at memory speed; only a non-finite result (possibly an overflow of huge
     finite entries) pays for the exact elementwise test. Integers are always finite.
     """
@@ -92,7 +92,7 @@ def _as_finite(
     Checked after the cast: a finite float64 beyond float32's range becomes infinite there.
     """
     if array.dtype == dtype and not copy:
-        out = typing.cast(Array, array)  # already what it must be (a batch in its dtype)
+        out = cast(Array, array)  # already what it must be (a batch in its dtype)
     else:
         with np.errstate(over="ignore"):
             out = np.array(array, dtype=dtype, copy=True if copy else None)
