@@ -134,7 +134,7 @@ class SQLiteDialect(Dialect):
     reused). So ``reserve_bytes`` are kept in a file beside the database, ``<name>.reserve``:
     writes other than deletes are refused while it cannot be kept (:meth:`keep_reserve`), and
     a delete that finds the disk full gives it up (:meth:`make_room`) and runs in its room;
-    once deletes have freed enough, the reserve is made again.
+    as soon as deletes have freed enough, the reserve is made again.
     """
 
     name = "sqlite"
@@ -247,8 +247,11 @@ class SQLiteDialect(Dialect):
         if not wait:
             raise WouldWait
         stats = os.statvfs(self.path.parent)
-        if stats.f_bavail * stats.f_frsize < 2 * self.reserve_bytes:
-            return False  # what deletes freed is not enough yet: keep it for them
+        # Made again as soon as there is room for it and a WAL's worth of writes: until then,
+        # what deletes freed is kept for them, and once made, nothing else on the disk can
+        # take it (a delete that spent it must leave it for the next one).
+        if stats.f_bavail * stats.f_frsize < self.reserve_bytes + self._wal_limit:
+            return False
         draft = self.reserve.with_name(f"{self.reserve.name}.{os.getpid()}.{threading.get_ident()}")
         try:
             with draft.open("wb") as file:  # real bytes: a sparse or compressed file keeps none

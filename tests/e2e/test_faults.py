@@ -386,7 +386,7 @@ def test_a_full_disk_is_answered_507_and_deleting_frees_it(
         disk = stack.enter_context(small_tmpfs(tmp_path / "disk"))
         env = {
             "BACKPROP_DATABASE_URL": f"sqlite:///{disk / 'backprop.db'}",
-            "BACKPROP_DISK_RESERVE_BYTES": str(2 << 20),
+            "BACKPROP_DISK_RESERVE_BYTES": str(4 << 20),  # twice a big network, as the README asks
         }
         server = stack.enter_context(ServerProcess(env=env))
         client = stack.enter_context(httpx.Client(base_url=server.url, timeout=30))
@@ -436,7 +436,7 @@ def test_a_full_disk_is_answered_507_and_deleting_frees_it(
 
         # Deleting works on the full disk, and frees it: /readyz is ready again, writes succeed.
         reserve = disk / "backprop.db.reserve"
-        assert reserve.stat().st_size == 2 << 20
+        assert reserve.stat().st_size == 4 << 20
         before = free_bytes(disk)
         deleted = 0
         while (status := client.get("/readyz").status_code) != 200:
@@ -448,7 +448,7 @@ def test_a_full_disk_is_answered_507_and_deleting_frees_it(
             deleted += 1
         after = free_bytes(disk)
         assert after > before
-        assert reserve.stat().st_size == 2 << 20  # made again
+        assert reserve.stat().st_size == 4 << 20  # made again
         assert client.post("/networks", json=SPEC).status_code == 201
         assert client.post(f"/networks/{small['id']}/train", json=TRAIN).status_code == 200
         for network_id in created[deleted:]:  # room for the big network's 4 MB, too

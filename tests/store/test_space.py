@@ -85,6 +85,19 @@ def test_writes_are_refused_while_the_reserve_cannot_be_kept(
     sqlite_store.create_network(new_id(), "", None, new_network())
 
 
+def test_a_delete_that_spent_the_reserve_makes_it_again_once_there_is_room(
+    sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the delete freed, with the reserve it spent, is less than twice the reserve: the
+    reserve is still made again, so that no one else can take the room the next delete needs."""
+    reserve = tmp_path / "space.db.reserve"
+    record = sqlite_store.create_network(new_id(), "", None, new_network())
+    assert sqlite_store.dialect.make_room()
+    monkeypatch.setattr("os.statvfs", lambda path: _Stats(free=(1 << 20) * 3 // 2))
+    sqlite_store.delete_network(record.meta.id, "")
+    assert reserve.stat().st_size == 1 << 20
+
+
 class _Stats:
     def __init__(self, free: int) -> None:
         self.f_bavail, self.f_frsize = free // 4096, 4096
