@@ -37,7 +37,7 @@ from service.networks.routes import router as networks_router
 from service.operations.routes import router as operations_router
 from service.playground.routes import router as playground_router
 from service.prediction.routes import router as prediction_router
-from service.store import ACTIVE_STATUSES, FINAL_STATUSES, Store, open_store
+from service.store import ACTIVE_STATUSES, FINAL_STATUSES, Store, store_for
 from service.training.routes import router as training_router
 from service.v2.routes import router as v2_router
 from service.warm import WarmNetworks
@@ -152,14 +152,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         opened = app.state.store is None
         if opened:
-            app.state.store = open_store(
-                settings.database_url,
-                pool_size=settings.database_pool_size,
-                timeout=settings.database_timeout_seconds,
-                history_points=settings.max_history_points,
-                reserve_bytes=settings.disk_reserve_bytes,
-                cache_bytes=settings.sqlite_cache_bytes,
-            )
+            app.state.store = store_for(settings)
         if app.state.warm is None:
             app.state.warm = WarmNetworks(app.state.store, settings.warm_bytes)
         app.state.jobs.start()  # and resume the jobs that dead processes left behind

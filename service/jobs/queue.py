@@ -30,7 +30,7 @@ from celery.exceptions import CPendingDeprecationWarning
 from service.core.observability import configure_logging
 from service.core.settings import Settings
 from service.jobs.manager import JobManager
-from service.store import open_store
+from service.store import store_for
 
 log = logging.getLogger("backprop.jobs")
 
@@ -80,13 +80,7 @@ class BrokerQueue:
 def serve(settings: Settings, concurrency: int = 1) -> None:
     """``backprop-service worker``: run the jobs of the queue until SIGTERM."""
     configure_logging(settings.log_format, settings.log_level)
-    store = open_store(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        timeout=settings.database_timeout_seconds,
-        history_points=settings.max_history_points,
-        cache_bytes=settings.sqlite_cache_bytes,
-    )
+    store = store_for(settings)
     broker = BrokerQueue(settings.queue_url)
     jobs = JobManager(settings, lambda: store, lambda: None, queue_=broker, kind="worker")
     broker.app.task(name=TASK, ignore_result=True)(jobs.run_message)

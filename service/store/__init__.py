@@ -1,6 +1,10 @@
 """Persistence: one SQL store (:mod:`service.store.sql`) on SQLite (the embedded default) or
 PostgreSQL (for replicas), their differences in :mod:`service.store.dialects`."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from service.store.dialects import PostgresDialect, SQLiteDialect
 from service.store.records import (
     ACTIVE_STATUSES,
@@ -34,10 +38,26 @@ from service.store.records import (
 )
 from service.store.sql import Store
 
+if TYPE_CHECKING:
+    from service.core.settings import Settings
+
 
 def sqlite_path(url: str) -> str:
     """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` -> the file's path."""
     return url.removeprefix("sqlite:///")
+
+
+def store_for(settings: Settings) -> Store:
+    """The store ``settings`` configure, as every process of the service opens it: the API's
+    and a queue worker's alike (so a worker on an SQLite file keeps the disk reserve too)."""
+    return open_store(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        timeout=settings.database_timeout_seconds,
+        history_points=settings.max_history_points,
+        reserve_bytes=settings.disk_reserve_bytes,
+        cache_bytes=settings.sqlite_cache_bytes,
+    )
 
 
 def open_store(
@@ -97,5 +117,6 @@ __all__ = [
     "WouldWait",
     "open_store",
     "sqlite_path",
+    "store_for",
     "utc_now",
 ]

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from model import Network, OptimizerSpec, build_spec, create_network
-from service.store import Store, StoreFull, open_store
+from service.core.settings import Settings
+from service.store import Store, StoreFull, open_store, store_for
 from tests.store.helpers import new_id, new_network
 
 
@@ -96,6 +97,20 @@ def test_a_delete_that_spent_the_reserve_makes_it_again_once_there_is_room(
     monkeypatch.setattr("os.statvfs", lambda path: _Stats(free=(1 << 20) * 3 // 2))
     sqlite_store.delete_network(record.meta.id, "")
     assert reserve.stat().st_size == 1 << 20
+
+
+def test_every_process_of_the_service_keeps_the_reserve_its_settings_name(
+    tmp_path: Path,
+) -> None:
+    """The API and a queue worker open their store with :func:`store_for`: a worker on the
+    same file refuses writes into the room deletes need, as the API does."""
+    url = f"sqlite:///{tmp_path / 'worker.db'}"
+    store = store_for(Settings(database_url=url, disk_reserve_bytes=1 << 20))
+    try:
+        assert store.dialect.reserve_bytes == 1 << 20  # type: ignore[attr-defined]
+        assert (tmp_path / "worker.db.reserve").stat().st_size == 1 << 20
+    finally:
+        store.close()
 
 
 class _Stats:
