@@ -179,6 +179,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         openapi_tags=TAGS,
         default_response_class=ORJSONResponse,
         lifespan=lifespan,
+        telemetry=dict.fromkeys(("tracing", "metrics", "logs"), settings.opentelemetry),
     )
     app.state.settings = settings
     app.state.store = store

@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     )
     log_format: Literal["text", "json"] = Field("text", description="json: one object per line.")
     log_level: str = Field("info", description="debug, info, warning or error.")
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's own OpenTelemetry spans, metrics and logs, sent to the providers "
+        "the process configures (opentelemetry-sdk, opentelemetry-instrument). Off, no request "
+        "pays for looking them up (about 8 µs each).",
+    )
     shutdown_grace_seconds: int = Field(
         20,
         ge=0,

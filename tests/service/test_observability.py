@@ -1,16 +1,20 @@
-"""Request ids, metrics and JSON log lines."""
+"""Request ids, metrics, JSON log lines, and FastAPI's own OpenTelemetry, off unless asked for."""
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
+from opentelemetry import trace
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.core.observability import JsonFormatter, request_id_var
-from tests.service.helpers import XOR_X, XOR_Y, create
+from service.core.settings import Settings
+from service.store import Store
+from tests.service.helpers import XOR_X, XOR_Y, app_client, create
 
 pytestmark = pytest.mark.anyio
 
@@ -87,3 +91,26 @@ def test_json_log_lines_carry_the_request_id() -> None:
     assert line["request_id"] == "abc123"
     assert line["status"] == 200
     assert line["level"] == "INFO"
+
+
+class _RecordingTracers(trace.TracerProvider):
+    """A configured provider, as opentelemetry-sdk would install: it notes who asks it."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def get_tracer(self, instrumenting_module_name: str, *args: Any, **kwargs: Any) -> Any:
+        self.asked.append(instrumenting_module_name)
+        return trace.NoOpTracer()
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+async def test_fastapi_s_opentelemetry_follows_its_setting(
+    enabled: bool, settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = _RecordingTracers()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    on = settings.model_copy(update={"opentelemetry": enabled})
+    async with app_client(on, store) as client:
+        assert (await client.get("/healthz")).status_code == 200
+    assert provider.asked == (["fastapi"] if enabled else [])
