@@ -193,7 +193,7 @@ class Settings(BaseSettings):
         False,
         description="FastAPI's own OpenTelemetry spans, metrics and logs, sent to the providers "
         "the process configures (opentelemetry-sdk, opentelemetry-instrument). Off, no request "
-        "pays for looking them up (about 8 µs each).",
+        "pays for looking them up (8-14 µs each, measured).",
     )
     shutdown_grace_seconds: int = Field(
         20,
