@@ -102,8 +102,9 @@ def test_a_delete_that_spent_the_reserve_makes_it_again_once_there_is_room(
 def test_every_process_of_the_service_keeps_the_reserve_its_settings_name(
     tmp_path: Path,
 ) -> None:
-    """The API and a queue worker open their store with :func:`store_for`: a worker on the
-    same file refuses writes into the room deletes need, as the API does."""
+    """The API and a queue worker open their store with :func:`store_for`, which passes the
+    settings' reserve on: so a worker keeps it as the API does (what a store with a reserve
+    refuses is tested above)."""
     url = f"sqlite:///{tmp_path / 'worker.db'}"
     store = store_for(Settings(database_url=url, disk_reserve_bytes=1 << 20))
     try:
