@@ -23,7 +23,7 @@ import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 
 from service import cli
-from service.core import http
+from service.core import connections, http
 from service.core.capacity import DISCONNECTED, DRAINING, Stopped
 from service.core.errors import ProblemError
 from service.core.http import LOOP_PARSE_BYTES, MAX_BODY_KEYS, BodyLimits
@@ -36,6 +36,7 @@ from tests.service.helpers import XOR_X, XOR_Y, app_client, assert_problem, crea
 
 pytestmark = pytest.mark.anyio
 JSON_TYPE = {"Content-Type": "application/json"}
+KiB = 1024
 
 
 # ---- BodyLimits, driven as uvicorn drives it -------------------------------------------------
@@ -149,6 +150,100 @@ async def test_the_bytes_of_bodies_held_at_once_are_bounded() -> None:
 def test_the_budget_is_never_below_one_body() -> None:
     settings = Settings(max_body_bytes=8192, max_body_bytes_in_flight=1024)
     assert settings.body_bytes_in_flight == 8192
+
+
+# ---- bodies waiting in the protocol (BoundedHttp), fed as the event loop feeds it ----------
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name)
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closing = True
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_a_body_may_wait_unread_past_64_kib_within_a_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connections, "BODY_BUFFER_BYTES", 1024 * KiB)
+    monkeypatch.setattr(connections, "BODY_BUFFERS_BYTES", 1536 * KiB)
+    # Each request's application asks for its body once its event is set.
+    read = {path: asyncio.Event() for path in ("/first", "/second", "/third")}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await read[scope["path"]].wait()
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    config = uvicorn.Config(app, lifespan="off", log_level="warning")
+    config.load()
+    state = uvicorn.server.ServerState()
+
+    def connect(path: str, length: int) -> tuple[connections.BoundedHttp, _Transport]:
+        protocol = connections.BoundedHttp(config, state, {})
+        transport = _Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(
+            b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (path.encode(), length)
+        )
+        return protocol, transport
+
+    def feed(protocol: connections.BoundedHttp, kib: int) -> None:
+        for _ in range(kib // 256):  # the event loop reads at most 256 KiB at a time
+            protocol.data_received(b"0" * 256 * KiB)
+
+    first, first_transport = connect("/first", 2048 * KiB)
+    feed(first, 1024)  # uvicorn alone stops reading at 64 KiB
+    assert not first_transport.paused
+    feed(first, 256)  # past BODY_BUFFER_BYTES
+    assert first_transport.paused
+
+    # A second connection may hold what the budget has left beyond 64 KiB each.
+    second, second_transport = connect("/second", 1024 * KiB)
+    feed(second, 256)
+    assert not second_transport.paused
+    feed(second, 256)
+    assert second_transport.paused
+    # Once the first one's application has taken what it held, the room is another's.
+    read["/first"].set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not first_transport.paused  # its application asked for more
+    third, third_transport = connect("/third", 1024 * KiB)
+    feed(third, 768)
+    assert not third_transport.paused
+    assert connections.BoundedHttp._holding == {second, third}
+    for protocol in (first, second, third):
+        protocol.connection_lost(None)
+    assert not connections.BoundedHttp._holding
+    for event in read.values():
+        event.set()
+    while len(state.tasks):  # the applications see the disconnects and end
+        await asyncio.sleep(0)
 
 
 # ---- parsing ---------------------------------------------------------------------------------
