@@ -46,6 +46,10 @@ class Retry:
     key: str | None
     fingerprint: str
 
+    @classmethod
+    async def of(cls, request: Request, store: Store, owner: str, key: str | None) -> Retry:
+        return cls(store, owner, key, "" if key is None else await fingerprint(request))
+
     def keeping(self, respond: Callable[[Any], Response]) -> Idempotency | None:
         """The :class:`Idempotency` of the change that ``respond`` answers."""
         if self.key is None:

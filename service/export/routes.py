@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from service.core.errors import Invalid
 from service.core.openapi import problems
-from service.deps import NetworkId, OwnerDep, ServiceDep
+from service.deps import NetworkId, ServiceDep
 from service.export.onnx import IR_VERSION, OPSET, ExportTooLarge, onnx_model
 
 ONNX_MEDIA_TYPE = "application/octet-stream"
@@ -41,8 +41,8 @@ everywhere: the file changes with every change of the parameters.
         **problems(404, 422, 503),
     },
 )
-def export_onnx(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> Response:
-    with service.warm.reading(network_id, owner) as record:
+def export_onnx(network_id: NetworkId, service: ServiceDep) -> Response:
+    with service.warm.reading(network_id, service.owner) as record:
         meta = record.meta
         try:
             content = onnx_model(record.network, name=meta.id, version=meta.version)

@@ -17,7 +17,6 @@ from service.core.wire import encode_matrix
 from service.deps import (
     EncodingDep,
     NetworkId,
-    OwnerDep,
     ServiceDep,
 )
 from service.inspection.schemas import (
@@ -56,14 +55,13 @@ async def batch_gradients(
     network_id: NetworkId,
     body: GradientsRequest,
     service: ServiceDep,
-    owner: OwnerDep,
     request: Request,
     encoding: EncodingDep = "json",
 ) -> Response:
     include = list(dict.fromkeys(body.include))
 
     def work(stop: Stop) -> Response:
-        with service.warm.reading(network_id, owner) as record, finite_answers() as check:
+        with service.warm.reading(network_id, service.owner) as record, finite_answers() as check:
             check_batch(record.meta.spec, body.X.shape[1], service.settings)
             grads = compute_gradients(
                 record.network,
@@ -115,9 +113,9 @@ def _matrix(arrays: list[Any], l: int, encoding: Any) -> Any:
     responses=problems(404, 422, 503),
 )
 def last_gradients(
-    network_id: NetworkId, service: ServiceDep, owner: OwnerDep, encoding: EncodingDep = "json"
+    network_id: NetworkId, service: ServiceDep, encoding: EncodingDep = "json"
 ) -> ORJSONResponse:
-    meta = service.store.get_meta(network_id, owner)
+    meta = service.store.get_meta(network_id, service.owner)
     last = service.store.last_gradients(meta.id)
     if last is None:
         raise NotFound(
@@ -150,11 +148,10 @@ async def check_gradients(
     network_id: NetworkId,
     body: GradientCheckRequest,
     service: ServiceDep,
-    owner: OwnerDep,
     request: Request,
 ) -> Response:
     def work(stop: Stop) -> Response:
-        with service.warm.reading(network_id, owner) as record, finite_answers() as check:
+        with service.warm.reading(network_id, service.owner) as record, finite_answers() as check:
             spec = record.meta.spec
             check_gradient_check(spec, body.X.shape[1], service.settings)
             result = gradient_check(

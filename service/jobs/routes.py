@@ -20,12 +20,12 @@ from model import TrainOptions, check_X, check_Y
 from service.core.admission import check_training
 from service.core.capacity import Stop
 from service.core.http import JsonRoute, ORJSONResponse
+from service.core.idempotency import Retry
 from service.core.openapi import problems
 from service.deps import (
+    IdempotencyKey,
     JobId,
     NetworkId,
-    OwnerDep,
-    RetryDep,
     ServiceDep,
 )
 from service.jobs.manager import JobManager
@@ -75,11 +75,13 @@ async def create_job(
     network_id: NetworkId,
     body: TrainRequest,
     service: ServiceDep,
-    owner: OwnerDep,
-    retry: RetryDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
+    retry = await Retry.of(request, service.store, service.owner, idempotency_key)
+
     def change(stop: Stop) -> Response:
-        meta = service.store.get_meta(network_id, owner)
+        meta = service.store.get_meta(network_id, service.owner)
         options = body.options()
         m = body.X.shape[1]
         total = check_training(meta.spec, m, options, service.settings, job=True)
@@ -89,9 +91,9 @@ async def create_job(
                 options.epochs, options.batch_size, secrets.randbelow(2**32), options.learning_rate
             )
         # Checked and cast to the network's dtype now, not when a worker gets to the job.
-        request = JobRequest(check_X(meta.spec, body.X), check_Y(meta.spec, body.Y, m), options)
+        job = JobRequest(check_X(meta.spec, body.X), check_Y(meta.spec, body.Y, m), options)
         return _accepted(
-            service.jobs.submit(network_id, owner, request, total, retry.keeping(_accepted))
+            service.jobs.submit(network_id, service.owner, job, total, retry.keeping(_accepted))
         )
 
     return await service.heavy.run(lambda stop: retry.run(lambda: change(stop)))
@@ -104,10 +106,10 @@ async def create_job(
     description="Every job started on the network and not removed, oldest first.",
     responses=problems(404, 503),
 )
-def list_jobs(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
-    meta = service.store.get_meta(network_id, owner)
+def list_jobs(network_id: NetworkId, service: ServiceDep) -> ORJSONResponse:
+    meta = service.store.get_meta(network_id, service.owner)
     listed = []
-    for job in service.store.list_jobs(meta.id, owner):
+    for job in service.store.list_jobs(meta.id, service.owner):
         attempt = service.jobs.live(job.id)
         listed.append(job_resource(job, None if attempt is None else attempt.live()))
     return ORJSONResponse({"jobs": listed})
@@ -120,8 +122,8 @@ def list_jobs(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> OR
     description="The job's status and progress. " + JOB_DESCRIPTION,
     responses=problems(404, 503),
 )
-def get_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
-    return ORJSONResponse(service.jobs.resource(job_id, owner))
+def get_job(job_id: JobId, service: ServiceDep) -> ORJSONResponse:
+    return ORJSONResponse(service.jobs.resource(job_id, service.owner))
 
 
 @router.post(
@@ -137,8 +139,8 @@ def get_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> ORJSONRespon
     ),
     responses=problems(404, 503),
 )
-def cancel_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
-    return ORJSONResponse(service.jobs.cancel(job_id, owner), status_code=202)
+def cancel_job(job_id: JobId, service: ServiceDep) -> ORJSONResponse:
+    return ORJSONResponse(service.jobs.cancel(job_id, service.owner), status_code=202)
 
 
 @router.delete(
@@ -152,8 +154,8 @@ def cancel_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> ORJSONRes
     ),
     responses=problems(404, 409, 503),
 )
-def delete_job(job_id: JobId, service: ServiceDep, owner: OwnerDep) -> Response:
-    service.store.delete_job(job_id, owner)
+def delete_job(job_id: JobId, service: ServiceDep) -> Response:
+    service.store.delete_job(job_id, service.owner)
     return Response(status_code=204)
 
 
@@ -248,13 +250,12 @@ async def _follow(
 async def job_events(
     job_id: JobId,
     service: ServiceDep,
-    owner: OwnerDep,
     request: Request,
     interval: Annotated[
         float, Query(ge=0.05, le=1.0, description="seconds between progress events")
     ] = 0.5,
 ) -> EventSourceResponse:
     await run_in_threadpool(
-        service.jobs.store.get_job, job_id, owner
+        service.jobs.store.get_job, job_id, service.owner
     )  # 404 before the stream starts
-    return EventSourceResponse(_follow(request, service.jobs, job_id, owner, interval))
+    return EventSourceResponse(_follow(request, service.jobs, job_id, service.owner, interval))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from numpy.typing import ArrayLike
 
 from model import (
@@ -18,15 +18,16 @@ from model import (
 )
 from service.core.admission import check_network_size
 from service.core.http import JsonRoute, ORJSONResponse, versioned
+from service.core.idempotency import Retry
 from service.core.openapi import problems
 from service.core.wire import Encoding, encode_matrix
 from service.deps import (
     EncodingDep,
-    IfMatchDep,
+    IdempotencyKey,
+    IfMatch,
     NetworkId,
-    OwnerDep,
-    RetryDep,
     ServiceDep,
+    expected_version,
 )
 from service.networks.schemas import (
     LayerParametersIn,
@@ -94,11 +95,12 @@ def _created(record: NetworkRecord) -> ORJSONResponse:
 )
 async def create(
     body: NetworkCreate,
-    owner: OwnerDep,
     service: ServiceDep,
-    retry: RetryDep,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     check_network_size(body.layer_dims, service.settings)
+    retry = await Retry.of(request, service.store, service.owner, idempotency_key)
 
     def change() -> Response:
         spec = _spec(body)
@@ -106,10 +108,11 @@ async def create(
             "limit": service.settings.max_networks_per_owner,
             "quota": service.settings.max_stored_bytes_per_key,
         }
-        service.store.check_room(owner, spec, **limits)  # before building it: 507 allocates nothing
+        # Before building it: a 507 allocates nothing.
+        service.store.check_room(service.owner, spec, **limits)
         record = service.store.create_network(
             uuid.uuid4().hex,
-            owner,
+            service.owner,
             body.name,
             _network(body, spec),  # initializing 10M parameters takes a while: heavy work
             **limits,
@@ -127,9 +130,9 @@ async def create(
     description="Every network the caller created, oldest first.",
     responses=problems(503),
 )
-def list_networks(service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
+def list_networks(service: ServiceDep) -> ORJSONResponse:
     return ORJSONResponse(
-        {"networks": [network_resource(m) for m in service.store.list_networks(owner)]}
+        {"networks": [network_resource(m) for m in service.store.list_networks(service.owner)]}
     )
 
 
@@ -140,8 +143,8 @@ def list_networks(service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
     description="The network resource: its architecture, optimizer, version and steps trained.",
     responses=problems(404, 503),
 )
-def get_network(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
-    meta = service.store.get_meta(network_id, owner)
+def get_network(network_id: NetworkId, service: ServiceDep) -> ORJSONResponse:
+    meta = service.store.get_meta(network_id, service.owner)
     return versioned(network_resource(meta), meta.version)
 
 
@@ -152,8 +155,8 @@ def get_network(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> 
     description="Deletes the network with its history, gradients and jobs (and frees their space).",
     responses=problems(404, 503),
 )
-def delete_network(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> Response:
-    service.store.delete_network(network_id, owner)
+def delete_network(network_id: NetworkId, service: ServiceDep) -> Response:
+    service.store.delete_network(network_id, service.owner)
     service.warm.evict(network_id)
     return Response(status_code=204)
 
@@ -175,9 +178,9 @@ def _parameters(record: NetworkRecord, encoding: Encoding) -> ORJSONResponse:
     responses=problems(404, 422, 503),
 )
 def get_parameters(
-    network_id: NetworkId, service: ServiceDep, owner: OwnerDep, encoding: EncodingDep = "json"
+    network_id: NetworkId, service: ServiceDep, encoding: EncodingDep = "json"
 ) -> ORJSONResponse:
-    with service.warm.reading(network_id, owner) as record:
+    with service.warm.reading(network_id, service.owner) as record:
         return _parameters(record, encoding)
 
 
@@ -196,12 +199,14 @@ async def put_parameters(
     network_id: NetworkId,
     body: ParametersPut,
     service: ServiceDep,
-    owner: OwnerDep,
-    retry: RetryDep,
-    if_match: IfMatchDep = None,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
     encoding: EncodingDep = "json",
 ) -> Response:
     W, b = _split(body.layers)
+    version = expected_version(if_match)
+    retry = await Retry.of(request, service.store, service.owner, idempotency_key)
 
     def change() -> Response:
         def compute(record: NetworkRecord, _: object) -> tuple[Update, None]:
@@ -209,7 +214,7 @@ async def put_parameters(
             respond = lambda new: _parameters(new, encoding)  # noqa: E731
             return Update(network, idempotency=retry.keeping(respond)), None
 
-        record, _ = service.warm.change(network_id, owner, compute, if_match=if_match)
+        record, _ = service.warm.change(network_id, service.owner, compute, if_match=version)
         return _parameters(record, encoding)
 
     return await service.heavy.run(lambda stop: retry.run(change))

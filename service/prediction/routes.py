@@ -15,7 +15,6 @@ from service.core.wire import Encoding, Matrix, encode_matrix
 from service.deps import (
     EncodingDep,
     NetworkId,
-    OwnerDep,
     Service,
     ServiceDep,
 )
@@ -32,7 +31,6 @@ router = APIRouter(route_class=JsonRoute, tags=["prediction"])
 
 async def _on_network(
     network_id: str,
-    owner: str,
     service: Service,
     examples: int,
     answer: Callable[[NetworkRecord], Response],
@@ -41,11 +39,11 @@ async def _on_network(
     """``answer(record)`` on the network at its current version, where its size says."""
 
     def work(_: object) -> Response:
-        with service.warm.reading(network_id, owner) as record:
+        with service.warm.reading(network_id, service.owner) as record:
             check_batch(record.meta.spec, examples, service.settings)
             return answer(record)
 
-    small = service.warm.small(network_id, owner, examples)
+    small = service.warm.small(network_id, service.owner, examples)
     return await service.heavy.run(work, request.receive, small=small)
 
 
@@ -64,14 +62,13 @@ async def predict_batch(
     network_id: NetworkId,
     body: PredictRequest,
     service: ServiceDep,
-    owner: OwnerDep,
     request: Request,
     encoding: EncodingDep = "json",
 ) -> Response:
     def answer(record: NetworkRecord) -> Response:
         return prediction(record, body.X, encoding)
 
-    return await _on_network(network_id, owner, service, body.X.shape[1], answer, request)
+    return await _on_network(network_id, service, body.X.shape[1], answer, request)
 
 
 def prediction(record: NetworkRecord, X: Matrix, encoding: Encoding) -> Response:
@@ -97,7 +94,6 @@ async def evaluate_batch(
     network_id: NetworkId,
     body: EvaluateRequest,
     service: ServiceDep,
-    owner: OwnerDep,
     request: Request,
 ) -> Response:
     def answer(record: NetworkRecord) -> Response:
@@ -107,4 +103,4 @@ async def evaluate_batch(
         content = {"version": record.meta.version, "cost": cost, "accuracy": accuracy, "m": m}
         return versioned(content, record.meta.version)
 
-    return await _on_network(network_id, owner, service, body.X.shape[1], answer, request)
+    return await _on_network(network_id, service, body.X.shape[1], answer, request)

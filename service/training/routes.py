@@ -13,13 +13,14 @@ from service.core.admission import check_training
 from service.core.capacity import Stop
 from service.core.errors import Invalid
 from service.core.http import JsonRoute, ORJSONResponse, versioned
+from service.core.idempotency import Retry
 from service.core.openapi import problems
 from service.deps import (
-    IfMatchDep,
+    IdempotencyKey,
+    IfMatch,
     NetworkId,
-    OwnerDep,
-    RetryDep,
     ServiceDep,
+    expected_version,
 )
 from service.networks.schemas import network_resource
 from service.store import NetworkMeta, NetworkRecord, Store, Update
@@ -50,13 +51,14 @@ async def train(
     network_id: NetworkId,
     body: TrainRequest,
     service: ServiceDep,
-    owner: OwnerDep,
-    retry: RetryDep,
     request: Request,
-    if_match: IfMatchDep = None,
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
 ) -> Response:
     options = body.options()
     m = body.X.shape[1]
+    version = expected_version(if_match)
+    retry = await Retry.of(request, service.store, service.owner, idempotency_key)
 
     def work(stop: Stop) -> Response:
         steps_before = [0]
@@ -104,12 +106,12 @@ async def train(
             ), answer
 
         record, answer = service.warm.change(
-            network_id, owner, compute, if_match=if_match, wait=stop.may_wait
+            network_id, service.owner, compute, if_match=version, wait=stop.may_wait
         )
         service.metrics.training_steps.inc(record.meta.steps_trained - steps_before[0])
         return answer(record)
 
-    small = service.warm.small(network_id, owner, m, options.steps_for(m))
+    small = service.warm.small(network_id, service.owner, m, options.steps_for(m))
     return await service.heavy.run(
         lambda stop: retry.run(lambda: work(stop)), request.receive, small=small
     )
@@ -136,8 +138,8 @@ def history_at(store: Store, meta: NetworkMeta) -> list[tuple[int, float]]:
     ),
     responses=problems(404, 503),
 )
-def history(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> ORJSONResponse:
-    meta = service.store.get_meta(network_id, owner)
+def history(network_id: NetworkId, service: ServiceDep) -> ORJSONResponse:
+    meta = service.store.get_meta(network_id, service.owner)
     return versioned({"costs": costs_body(history_at(service.store, meta))}, meta.version)
 
 
@@ -161,10 +163,9 @@ def history(network_id: NetworkId, service: ServiceDep, owner: OwnerDep) -> ORJS
 def history_svg(
     network_id: NetworkId,
     service: ServiceDep,
-    owner: OwnerDep,
     scale: Annotated[Scale, Query(description="linear or log (the cost axis)")] = "linear",
 ) -> Response:
-    meta = service.store.get_meta(network_id, owner)
+    meta = service.store.get_meta(network_id, service.owner)
     title = f"Cost history: {meta.name or meta.id}"
     points = history_at(service.store, meta)
     if points:

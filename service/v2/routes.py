@@ -23,7 +23,7 @@ from model import ModelError
 from service.core.admission import check_batch
 from service.core.capacity import Stop
 from service.core.errors import PROBLEM_JSON, ProblemError
-from service.deps import OwnerDep, Service, ServiceDep
+from service.deps import Service, ServiceDep
 from service.store import NetworkMeta, NetworkMissing, StoreError
 from service.v2.protocol import (
     BINARY_CONTENT_TYPE,
@@ -225,8 +225,8 @@ ModelVersion = Annotated[
 ]
 
 
-def load_meta(model_name: ModelName, service: ServiceDep, owner: OwnerDep) -> NetworkMeta:
-    return service.store.get_meta(model_name, owner)
+def load_meta(model_name: ModelName, service: ServiceDep) -> NetworkMeta:
+    return service.store.get_meta(model_name, service.owner)
 
 
 MetaDep = Annotated[NetworkMeta, Depends(load_meta)]
@@ -351,13 +351,12 @@ async def _infer(
     model_name: str,
     version: str | None,
     service: Service,
-    owner: str,
 ) -> Response:
     body = await request.body()
     headers = request.headers
 
     def work(stop: Stop) -> tuple[bytes, int | None]:
-        with service.warm.reading(model_name, owner) as record:
+        with service.warm.reading(model_name, service.owner) as record:
             if version is not None:
                 check_version(record.meta.id, record.meta.version, version)
             limit = min(service.settings.max_v2_decompressed_bytes, service.settings.max_body_bytes)
@@ -395,9 +394,8 @@ async def model_infer(
     request: Request,
     model_name: ModelName,
     service: ServiceDep,
-    owner: OwnerDep,
 ) -> Response:
-    return await _infer(request, model_name, None, service, owner)
+    return await _infer(request, model_name, None, service)
 
 
 @router.post(
@@ -413,9 +411,8 @@ async def model_infer_at(
     model_name: ModelName,
     model_version: ModelVersion,
     service: ServiceDep,
-    owner: OwnerDep,
 ) -> Response:
-    return await _infer(request, model_name, model_version, service, owner)
+    return await _infer(request, model_name, model_version, service)
 
 
 # ---- anything else under /v2 -----------------------------------------------------------------

@@ -4,6 +4,7 @@ answered as {"error": message}."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import zlib
 from collections.abc import Callable
@@ -14,12 +15,12 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from numpy.testing import assert_allclose, assert_array_equal
 
 from service.core.capacity import HeavyWork
 from service.core.settings import Settings
-from service.deps import get_owner
+from service.deps import Service, get_service
 from service.main import create_app
 from service.store import StoreUnavailable, open_store
 from tests.service.helpers import XOR_X, XOR_Y, app_client, create
@@ -742,7 +743,11 @@ async def test_unknown_models_answer_404(client: httpx.AsyncClient) -> None:
 
 async def test_another_owners_network_is_unknown(app: FastAPI, client: httpx.AsyncClient) -> None:
     net = await create(client)
-    app.dependency_overrides[get_owner] = lambda: "someone-else"
+
+    async def someone_else(request: Request) -> Service:
+        return dataclasses.replace(await get_service(request), owner="someone-else")
+
+    app.dependency_overrides[get_service] = someone_else
     assert_error(await client.get(f"/v2/models/{net['id']}"), 404)
     assert_error(await infer(client, net["id"], infer_body()), 404)
     assert (await client.get("/v2/health/ready")).status_code == 200
