@@ -48,6 +48,7 @@ class Retry:
 
     @classmethod
     async def of(cls, request: Request, store: Store, owner: str, key: str | None) -> Retry:
+        """The retry of ``request`` by ``owner``, whose Idempotency-Key header is ``key``."""
         return cls(store, owner, key, "" if key is None else await fingerprint(request))
 
     def keeping(self, respond: Callable[[Any], Response]) -> Idempotency | None:

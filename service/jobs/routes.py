@@ -255,7 +255,6 @@ async def job_events(
         float, Query(ge=0.05, le=1.0, description="seconds between progress events")
     ] = 0.5,
 ) -> EventSourceResponse:
-    await run_in_threadpool(
-        service.jobs.store.get_job, job_id, service.owner
-    )  # 404 before the stream starts
+    # A 404 before the stream starts.
+    await run_in_threadpool(service.jobs.store.get_job, job_id, service.owner)
     return EventSourceResponse(_follow(request, service.jobs, job_id, service.owner, interval))
