@@ -1,8 +1,8 @@
 """Typed dependency aliases, the one place they are defined: the service (what the
 application holds, and who calls it), and what a path, a query or a header names.
 
-FastAPI (0.165) spends about 20 µs on every dependency of every request, so there is one:
-:class:`Service`, what the application holds and who calls it. It only reads what the
+FastAPI (0.165) spends about 20 µs on every dependency of every request, so a route has
+one: :class:`Service`, what the application holds and who calls it. It only reads what the
 application holds, so it is ``async def`` (a plain ``def`` would cost a thread-pool hop,
 more than the lookup). Headers are route parameters (:data:`IfMatch`,
 :data:`IdempotencyKey`), read by plain functions, not dependencies of their own. Tests swap
