@@ -1,5 +1,6 @@
-"""Typed dependency aliases, the one place they are defined: the service (what the
-application holds, and who calls it), and what a path, a query or a header names.
+"""The typed aliases every feature's routes share: the service (what the application holds,
+and who calls it), and what a path, a query or a header names. (V2 adds one of its own, the
+model a path names, in ``service/v2/routes.py``.)
 
 FastAPI (0.165) spends about 20 µs on every dependency of every request, so a route has
 one: :class:`Service`, what the application holds and who calls it. It only reads what the
