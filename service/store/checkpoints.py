@@ -13,6 +13,14 @@ the limit gather for up to ``interval`` seconds before a round copies them (a st
 commits costs a few rounds a second, each syncing two files, not one per commit); past it, a
 round starts at once, and the next write waits for it (:meth:`Checkpointer.before_write`).
 A round usually ends long before the next large commit comes.
+
+That bound is this process's: several processes on one file (``--workers 2``) each count only
+their own commits, and with another's commits coming in during every round the WAL was never
+wholly copied, so it never started again (119-497 MB after 10 s of two workers' one-step
+calls). A commit that finds the WAL file past ``CEILING`` times the limit makes the next round
+``FULL``, which holds every process's writers off while it copies the rest; this process's
+writes wait for it, the next commit starts the WAL again, and ``journal_size_limit`` cuts the
+file back to the ceiling.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from pathlib import Path
 from service.store.records import WouldWait
 
 log = logging.getLogger("backprop.store")
+CEILING = 16  # times the limit: the most the WAL file grows to, several processes writing
 
 
 class Checkpointer:
@@ -46,33 +55,54 @@ class Checkpointer:
         self.paused = False  # while a full disk's delete runs (SQLiteDialect.make_room)
         self.failing = False  # the last round failed (a full disk): writes need not wait
         self.rounds = 0
+        self.full_rounds = 0  # rounds that held every process's writers off
+        self.overgrown = False  # the WAL is past its ceiling, until a FULL round copies it all
+        self.wal = path.with_name(path.name + "-wal")
+        self.ceiling = CEILING * limit
 
     def committed(self, size: int) -> None:
         """A commit wrote about ``size`` bytes into the WAL: copy them back soon."""
+        overgrown = self._overgrown()
         with self._state:
             self.uncopied += size
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="wal-checkpoint", daemon=True
-                )
-                self._thread.start()
-            if self.uncopied >= self.limit:
+            self.overgrown = self.overgrown or overgrown
+            self._start()
+            if self.uncopied >= self.limit or self.overgrown:
                 self._urgent.set()
         self._wake.set()
 
+    def _start(self) -> None:
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+            self._thread.start()
+
     def before_write(self, *, wait: bool = True) -> None:
-        """While commits past the limit are uncopied, wait for the round that copies them
-        (at most ``timeout`` s); ``wait=False``: :class:`WouldWait` rather than wait."""
+        """While commits past the limit are uncopied, wait for the round that copies them, and
+        while the WAL is past its ceiling, for the round that copies all of it (at most
+        ``timeout`` s); ``wait=False``: :class:`WouldWait` rather than wait."""
         with self._state:
             if self._free_to_write():
                 return
             if not wait:
                 raise WouldWait
             after = self.rounds
-            self._state.wait_for(lambda: self.rounds > after or self._free_to_write(), self.timeout)
+            self._state.wait_for(
+                lambda: (self.rounds > after and not self.overgrown) or self._free_to_write(),
+                self.timeout,
+            )
 
     def _free_to_write(self) -> bool:
-        return self.uncopied <= self.limit or self.paused or self.failing
+        if self.paused or self.failing:
+            return True
+        return self.uncopied <= self.limit and not self.overgrown
+
+    def _overgrown(self) -> bool:
+        """Whether the WAL file is past its ceiling: other processes' commits came in during
+        every round, so it was never wholly copied, and never started again."""
+        try:
+            return self.wal.stat().st_size > self.ceiling
+        except FileNotFoundError:
+            return False
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -94,10 +124,18 @@ class Checkpointer:
                 return conn
             with self._state:
                 taken = self.uncopied
+            mode = "FULL" if self.overgrown else "PASSIVE"
             try:
                 if conn is None:
-                    conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-                busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    conn = sqlite3.connect(
+                        self.path,
+                        timeout=self.timeout,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                if mode == "FULL":  # holds every process's writers off while it copies all
+                    self.full_rounds += 1
+                busy, pages, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
             except sqlite3.Error as error:  # a full disk, say: the next commit tries again
                 log.debug("WAL checkpoint failed: %s", error)
                 busy = pages = copied = -1
@@ -112,6 +150,8 @@ class Checkpointer:
                 self.uncopied -= taken
                 if busy or pages > copied:
                     self._wake.set()
+                elif mode == "FULL":
+                    self.overgrown = False  # the next commit starts the WAL again
             self._state.notify_all()
         return conn
 

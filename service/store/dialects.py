@@ -167,6 +167,8 @@ class SQLiteDialect(Dialect):
             # zeroes deleted content wherever that costs no extra write.
             conn.execute("PRAGMA secure_delete=FAST")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # self.checkpoints copies the WAL back
+            # A WAL grown past its ceiling is cut back to it when it starts again.
+            conn.execute(f"PRAGMA journal_size_limit={self.checkpoints.ceiling}")
             conn.execute("PRAGMA foreign_keys=ON")
             if self.cache_bytes:
                 # SQLite's default cache (2 MB) holds less than a large network's commit: its

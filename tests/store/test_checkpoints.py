@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.store import Store, StoreFull, WouldWait, open_store
+from model import OptimizerSpec, build_spec, create_network
+from service.store import Store, StoreFull, Update, WouldWait, open_store
 from service.store.checkpoints import Checkpointer
 from service.store.dialects import SQLiteDialect
 from tests.store.helpers import new_id
@@ -104,3 +105,41 @@ def test_a_delete_that_fails_on_a_full_disk_leaves_the_checkpointer_running(
     with pytest.raises(StoreFull):
         store.delete_network(network_id, "")  # gives up the reserve, and fails again
     assert not dialect.checkpoints.paused
+
+
+def test_processes_writing_at_once_keep_the_wal_within_bounds(tmp_path: Path) -> None:
+    """Two stores on one file are two processes to SQLite, each with a checkpointer that counts
+    only its own commits. With the other's commits coming in during every round, the WAL was
+    never wholly copied, so it never started again: with ``--workers 2`` it grew by hundreds
+    of MB in seconds. A round that finds it past 16 times the limit holds writers off and
+    copies all of it, and the WAL starts again, cut back to that size."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores = [open_store(url, reserve_bytes=1 << 18) for _ in range(2)]
+    checkpoints = [store.dialect.checkpoints for store in stores]  # type: ignore[attr-defined]
+    limit = checkpoints[0].limit
+    commits = 400
+    spec = build_spec([100, 100, 1], seed=1, optimizer=OptimizerSpec("gd", 0.1))
+    wal = tmp_path / "shared.db-wal"
+    sizes: list[int] = []
+
+    def write(store: Store) -> None:
+        network_id = new_id()
+        record = store.create_network(network_id, "", None, create_network(spec))
+        for _ in range(commits):  # 80 kB of parameters each
+            state = record.network.copy()
+            state.theta += 1.0
+            record = store.commit_update(network_id, "", record.meta.version, Update(state))
+            store.get_network(network_id, "")  # and reads, as a server's
+            sizes.append(wal.stat().st_size)
+
+    try:
+        writers = [threading.Thread(target=write, args=(store,)) for store in stores]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        assert max(sizes) < 20 * limit < commits * 80_000 // 2
+        assert sum(c.full_rounds for c in checkpoints) >= 1
+    finally:
+        for store in stores:
+            store.close()
