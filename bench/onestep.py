@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -138,6 +140,7 @@ class WorkerScaling:
     errors: int
     placements: int  # connection pairs opened for the 2-worker server
     rounds: int
+    wal_bytes: dict[str, int]  # each server's SQLite WAL file after the rounds
 
 
 def measure_workers(threads: int, rounds: int, seconds: float) -> WorkerScaling:
@@ -153,9 +156,12 @@ def measure_workers(threads: int, rounds: int, seconds: float) -> WorkerScaling:
     X, Y = make_batch(case)
     body = batch_body(X, Y, "base64", epochs=1)
     loads: dict[str, Load] = {}
+    wals: dict[str, Path] = {}
     with contextlib.ExitStack() as stack:
         for workers in (1, 2):
-            process = stack.enter_context(server(threads, workers))
+            data = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            store = {"BACKPROP_DATABASE_URL": f"sqlite:///{data / 'bench.db'}"}
+            process = stack.enter_context(server(threads, workers, store))
             with httpx.Client(base_url=process.url, timeout=60) as client:
                 ids = [create(client, case) for _ in range(2)]
                 for network_id in ids:  # loaded warm in whichever worker answers
@@ -166,7 +172,9 @@ def measure_workers(threads: int, rounds: int, seconds: float) -> WorkerScaling:
             placed = None if workers == 1 else _one_connection_per_worker(process)
             name = f"{workers} worker{'s' * (workers > 1)}"
             loads[name] = Load(process.url, payloads, placed, process.process.pid)
+            wals[name] = data / "bench.db-wal"
         results = interleaved_loads(loads, rounds, seconds)
+        wal_bytes = {name: path.stat().st_size for name, path in wals.items()}
     one, two = results["1 worker"], results["2 workers"]
     return WorkerScaling(
         case,
@@ -178,6 +186,7 @@ def measure_workers(threads: int, rounds: int, seconds: float) -> WorkerScaling:
         sum(r.errors for runs in results.values() for r in runs),
         sum(r.placements for r in two),
         rounds,
+        wal_bytes,
     )
 
 
