@@ -20,7 +20,9 @@ wholly copied, so it never started again (119-497 MB after 10 s of two workers' 
 calls). A commit that finds the WAL file past ``CEILING`` times the limit makes the next round
 ``FULL``, which holds every process's writers off while it copies the rest; this process's
 writes wait for it, the next commit starts the WAL again, and ``journal_size_limit`` cuts the
-file back to the ceiling.
+file back to the ceiling. A FULL round waits at most ``FULL_WAIT_SECONDS`` for the write lock
+and for readers of older snapshots (writers wait meanwhile), then copies what it can, as
+PASSIVE does, and the next commit tries again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from service.store.records import WouldWait
 
 log = logging.getLogger("backprop.store")
 CEILING = 16  # times the limit: the most the WAL file grows to, several processes writing
+FULL_WAIT_SECONDS = 0.25
 
 
 class Checkpointer:
@@ -77,19 +80,16 @@ class Checkpointer:
             self._thread.start()
 
     def before_write(self, *, wait: bool = True) -> None:
-        """While commits past the limit are uncopied, wait for the round that copies them, and
-        while the WAL is past its ceiling, for the round that copies all of it (at most
-        ``timeout`` s); ``wait=False``: :class:`WouldWait` rather than wait."""
+        """While commits past the limit are uncopied, or the WAL is past its ceiling, wait for
+        the round that copies them (at most ``timeout`` s); ``wait=False``: :class:`WouldWait`
+        rather than wait."""
         with self._state:
             if self._free_to_write():
                 return
             if not wait:
                 raise WouldWait
             after = self.rounds
-            self._state.wait_for(
-                lambda: (self.rounds > after and not self.overgrown) or self._free_to_write(),
-                self.timeout,
-            )
+            self._state.wait_for(lambda: self.rounds > after or self._free_to_write(), self.timeout)
 
     def _free_to_write(self) -> bool:
         if self.paused or self.failing:
@@ -127,9 +127,11 @@ class Checkpointer:
             mode = "FULL" if self.overgrown else "PASSIVE"
             try:
                 if conn is None:
+                    # A FULL round waits this long at most for the write lock and for readers
+                    # of older snapshots, holding off writers meanwhile; then it is PASSIVE.
                     conn = sqlite3.connect(
                         self.path,
-                        timeout=self.timeout,
+                        timeout=min(self.timeout, FULL_WAIT_SECONDS),
                         isolation_level=None,
                         check_same_thread=False,
                     )

@@ -138,7 +138,7 @@ def test_processes_writing_at_once_keep_the_wal_within_bounds(tmp_path: Path) ->
             writer.start()
         for writer in writers:
             writer.join()
-        assert max(sizes) < 20 * limit < commits * 80_000 // 2
+        assert max(sizes) < 32 * limit < commits * 80_000 // 2  # the ceiling, and a few commits
         assert sum(c.full_rounds for c in checkpoints) >= 1
     finally:
         for store in stores:
