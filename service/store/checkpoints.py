@@ -14,15 +14,16 @@ commits costs a few rounds a second, each syncing two files, not one per commit)
 round starts at once, and the next write waits for it (:meth:`Checkpointer.before_write`).
 A round usually ends long before the next large commit comes.
 
-That bound is this process's: several processes on one file (``--workers 2``) each count only
-their own commits, and with another's commits coming in during every round the WAL was never
-wholly copied, so it never started again (119-497 MB after 10 s of two workers' one-step
-calls). A commit that finds the WAL file past ``CEILING`` times the limit makes the next round
-``FULL``, which holds every process's writers off while it copies the rest; this process's
-writes wait for it, the next commit starts the WAL again, and ``journal_size_limit`` cuts the
-file back to the ceiling. A FULL round waits at most ``FULL_WAIT_SECONDS`` for the write lock
-and for readers of older snapshots (writers wait meanwhile), then copies what it can, as
-PASSIVE does, and the next commit tries again.
+That bound counts commits, not the WAL. With commits coming in during every round (another
+process's, ``--workers 2``, or this one's from the event loop while the round runs) the WAL was
+never wholly copied, so it never started again: a stream of tiny calls grew it by 20 MB a
+second, two workers' one-step calls by 119-497 MB in 10 s. Now a commit that finds the WAL
+file past ``CEILING`` times the limit makes the next round ``FULL``, which holds every
+process's writers off while it copies the rest; this process's writes wait for it, the next
+commit starts the WAL again, and ``journal_size_limit`` cuts the file back to the ceiling. A
+FULL round waits at most ``FULL_WAIT_SECONDS`` for the write lock and for readers of older
+snapshots (writers wait meanwhile), then copies what it can, as PASSIVE does, and the next
+commit tries again.
 """
 
 from __future__ import annotations

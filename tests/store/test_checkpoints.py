@@ -15,7 +15,7 @@ from model import OptimizerSpec, build_spec, create_network
 from service.store import Store, StoreFull, Update, WouldWait, open_store
 from service.store.checkpoints import Checkpointer
 from service.store.dialects import SQLiteDialect
-from tests.store.helpers import new_id
+from tests.store.helpers import new_id, new_network, training_update
 from tests.store.test_space import big_network
 from tests.support.waiting import poll
 
@@ -143,3 +143,27 @@ def test_processes_writing_at_once_keep_the_wal_within_bounds(tmp_path: Path) ->
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_stream_of_small_commits_keeps_the_wal_within_bounds(tmp_path: Path) -> None:
+    """A stream of small commits from one process, as the event loop makes for tiny /train
+    calls: more came in during every round of the checkpointer, so the WAL never started again
+    (20 MB a second at 1,400 calls a second; 40 MB for these 3,000 commits), though what it
+    held uncopied stayed under the limit. Past the ceiling, a round copies all of it and the
+    WAL starts again."""
+    store = open_store(f"sqlite:///{tmp_path / 'small.db'}", reserve_bytes=8 << 20)
+    checkpoints = store.dialect.checkpoints  # type: ignore[attr-defined]
+    wal = tmp_path / "small.db-wal"
+    network_id = new_id()
+    record = store.create_network(network_id, "", None, new_network(optimizer="gd"))
+    sizes = []
+    try:
+        for _ in range(3_000):  # about 13 kB of WAL each
+            record = store.commit_update(
+                network_id, "", record.meta.version, training_update(record)
+            )
+            sizes.append(wal.stat().st_size)
+        assert max(sizes) < checkpoints.ceiling + 1_000_000
+        assert checkpoints.full_rounds >= 1
+    finally:
+        store.close()
