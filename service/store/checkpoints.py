@@ -38,7 +38,7 @@ from pathlib import Path
 from service.store.records import WouldWait
 
 log = logging.getLogger("backprop.store")
-CEILING = 16  # times the limit: the most the WAL file grows to, several processes writing
+CEILING = 16  # times the limit: the most the WAL file grows to, but for commits in flight
 FULL_WAIT_SECONDS = 0.25
 
 
@@ -98,8 +98,8 @@ class Checkpointer:
         return self.uncopied <= self.limit and not self.overgrown
 
     def _overgrown(self) -> bool:
-        """Whether the WAL file is past its ceiling: other processes' commits came in during
-        every round, so it was never wholly copied, and never started again."""
+        """Whether the WAL file is past its ceiling: commits came in during every round, so
+        it was never wholly copied, and never started again."""
         try:
             return self.wal.stat().st_size > self.ceiling
         except FileNotFoundError:

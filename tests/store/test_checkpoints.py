@@ -111,8 +111,8 @@ def test_processes_writing_at_once_keep_the_wal_within_bounds(tmp_path: Path) ->
     """Two stores on one file are two processes to SQLite, each with a checkpointer that counts
     only its own commits. With the other's commits coming in during every round, the WAL was
     never wholly copied, so it never started again: with ``--workers 2`` it grew by hundreds
-    of MB in seconds. A round that finds it past 16 times the limit holds writers off and
-    copies all of it, and the WAL starts again, cut back to that size."""
+    of MB in seconds. Past 16 times the limit, a round holds writers off and copies all of it,
+    and the WAL starts again, cut back to that size."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     stores = [open_store(url, reserve_bytes=1 << 18) for _ in range(2)]
     checkpoints = [store.dialect.checkpoints for store in stores]  # type: ignore[attr-defined]
