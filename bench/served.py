@@ -9,6 +9,7 @@ import random
 import statistics
 
 from bench.tables import goal, load_average, table
+from service.store.checkpoints import CEILING
 from tests.support.server import ServerProcess
 
 ONE_WORKER = ("onestep", "http", "throughput", "rates", "latency", "job")
@@ -277,7 +278,7 @@ def _workers(quick: bool, threads: int) -> None:
     per_cpu = ", ".join(f"{n} {rate / r.server_cores[n]:.0f}" for n, rate in r.rates.items())
     print(f"calls per CPU second of the server's processes (from the medians): {per_cpu}")
     wal = ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in r.wal_bytes.items())
-    print(f"the SQLite WAL file after the rounds (at most 16 times its limit, 2 MiB): {wal}")
+    print(f"the SQLite WAL file after the rounds (at most {CEILING} times its limit): {wal}")
     print(f"goal 2 workers >= 1.6x 1 worker: {r.ratio:.2f} {goal(r.ratio >= 1.6)}")
 
 

@@ -70,15 +70,14 @@ class Checkpointer:
         with self._state:
             self.uncopied += size
             self.overgrown = self.overgrown or overgrown
-            self._start()
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="wal-checkpoint", daemon=True
+                )
+                self._thread.start()
             if self.uncopied >= self.limit or self.overgrown:
                 self._urgent.set()
         self._wake.set()
-
-    def _start(self) -> None:
-        if self._thread is None and not self._stop.is_set():
-            self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
-            self._thread.start()
 
     def before_write(self, *, wait: bool = True) -> None:
         """While commits past the limit are uncopied, or the WAL is past its ceiling, wait for

@@ -157,14 +157,14 @@ class SQLiteDialect(Dialect):
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-            # Incremental vacuum (set before the first table exists) lets a delete give its
-            # pages back to the filesystem, so deleting frees space on a full disk.
             # 8 KiB pages, set before the first table exists (a file made earlier keeps its
             # own): a commit writes each page to the WAL as a frame of its own, two pwrites
             # each, so a [784, 128, 64, 10] Adam call's 1.7 MB commit costs half as many as at
             # 4 KiB, and the call 0.4-0.5 ms less (6.3-6.5 against 6.7-7.0 ms, side by side);
             # tiny calls keep their rate (0.19 and 0.20 of /healthz). 16 KiB cut that to 0.07.
             conn.execute("PRAGMA page_size=8192")
+            # Incremental vacuum (set before the first table exists) lets a delete give its
+            # pages back to the filesystem, so deleting frees space on a full disk.
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # in WAL mode, loses nothing on a crash
